@@ -1,0 +1,13 @@
+//! labnode: a secrets server that speaks the Vault HTTP API on Raft integrated storage.
+//!
+//! Layers, outside in: [`cli`] (the vault-compatible command line), [`http`] (the
+//! `/v1` API), [`core`] (seal state, tokens, routing), [`backends`] (sys, kv, token),
+//! [`barrier`] (encryption of every entry), [`seal`] (Shamir), [`storage`] (the
+//! physical trait) and [`raft`] (Integrated Storage), with [`config`] feeding them
+//! and [`server`] wiring them into a running node.
+
+pub mod cli;
+pub mod config;
+pub mod raft;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,1 @@
+//! Integrated Storage: openraft over a redb log store and state machine.
