@@ -31,6 +31,8 @@ pub struct Config {
     pub disable_mlock: bool,
     /// Where each setting came from, for messages that point at a file.
     pub sources: Vec<PathBuf>,
+    /// Tolerated mistakes (`FILE:LINE: what; how to fix`) the server should log at start.
+    pub warnings: Vec<String>,
 }
 
 /// Which physical backend to run.
@@ -60,6 +62,10 @@ pub struct RaftConfig {
     pub max_entry_size: u64,
     /// Join as a non-voter through retry_join.
     pub retry_join_as_non_voter: bool,
+    /// `autopilot_reconcile_interval`: how often autopilot reconciles voter state.
+    pub autopilot_reconcile_interval: Option<Duration>,
+    /// `autopilot_update_interval`: how often autopilot refreshes server health.
+    pub autopilot_update_interval: Option<Duration>,
     /// `retry_join { ... }` stanzas, tried concurrently while uninitialized.
     pub retry_join: Vec<RetryJoin>,
 }
@@ -67,16 +73,21 @@ pub struct RaftConfig {
 /// One `retry_join` stanza: exactly one of `leader_api_addr` or `auto_join`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RetryJoin {
+    /// A known leader's API URL, e.g. `https://10.0.1.10:8200`.
     pub leader_api_addr: Option<String>,
+    /// A go-discover string (`provider=aws tag_key=... tag_value=...`).
     pub auto_join: Option<String>,
     /// `http` or `https` for auto_join candidates (default https).
     pub auto_join_scheme: Option<String>,
     /// API port for auto_join candidates (default 8200).
     pub auto_join_port: Option<u16>,
+    /// SNI name and certificate name to expect from the leader.
     pub leader_tls_servername: Option<String>,
     /// PEM text, read from the `*_file` key or given inline.
     pub leader_ca_cert: Option<String>,
+    /// PEM client certificate presented to the leader.
     pub leader_client_cert: Option<String>,
+    /// PEM private key of `leader_client_cert`.
     pub leader_client_key: Option<String>,
 }
 
@@ -89,16 +100,38 @@ pub struct ListenerConfig {
     pub cluster_address: Option<String>,
     /// `tls_disable` (accepts true/false, 1/0, "true"/"1").
     pub tls_disable: bool,
+    /// PEM server certificate (chain) served when TLS is on.
     pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
+    /// CA bundle used to verify client certificates.
     pub tls_client_ca_file: Option<PathBuf>,
     /// tls10|tls11|tls12|tls13 (default tls12).
     pub tls_min_version: String,
+    /// Reject clients without a certificate signed by `tls_client_ca_file`.
     pub tls_require_and_verify_client_cert: bool,
     /// Bytes; default 32 MiB.
     pub max_request_size: u64,
     /// Default 90 s.
     pub max_request_duration: Duration,
+}
+
+impl Default for ListenerConfig {
+    /// Vault's defaults for a `listener "tcp" {}` with no keys.
+    fn default() -> Self {
+        ListenerConfig {
+            address: "127.0.0.1:8200".to_owned(),
+            cluster_address: None,
+            tls_disable: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            tls_min_version: "tls12".to_owned(),
+            tls_require_and_verify_client_cert: false,
+            max_request_size: 32 << 20,
+            max_request_duration: Duration::from_secs(90),
+        }
+    }
 }
 
 /// The seal that protects the root key.
@@ -113,16 +146,27 @@ pub enum SealConfig {
 /// `seal "awskms" { ... }`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AwsKmsConfig {
+    /// AWS region; falls back to AWS_REGION, AWS_DEFAULT_REGION, ... at seal time.
     pub region: Option<String>,
+    /// Key id, ARN or `alias/...` (env AWSKMS_WRAPPER_KEY_ID > VAULT_AWSKMS_SEAL_KEY_ID).
     pub kms_key_id: Option<String>,
+    /// KMS endpoint override (env AWS_KMS_ENDPOINT), e.g. a local KMS mock.
     pub endpoint: Option<String>,
+    /// Static access key id.
     pub access_key: Option<String>,
+    /// Static secret access key.
     pub secret_key: Option<String>,
+    /// Session token for temporary static credentials.
     pub session_token: Option<String>,
+    /// Shared credentials file (default ~/.aws/credentials).
     pub shared_creds_filename: Option<String>,
+    /// Profile inside the shared credentials file.
     pub shared_creds_profile: Option<String>,
+    /// Role to assume (web identity).
     pub role_arn: Option<String>,
+    /// Session name for the assumed role.
     pub role_session_name: Option<String>,
+    /// Web identity token file for AssumeRoleWithWebIdentity.
     pub web_identity_token_file: Option<String>,
     /// `disabled = "true"`: migrate away from this seal.
     pub disabled: bool,
