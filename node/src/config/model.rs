@@ -136,6 +136,10 @@ impl Default for ListenerConfig {
 
 /// The seal that protects the root key.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once at startup; boxing would change the contract"
+)]
 pub enum SealConfig {
     /// Unseal keys split with Shamir's secret sharing.
     Shamir,

@@ -331,37 +331,39 @@ impl<'a> Cx<'a> {
         let at = self.at(block.span());
         match block.ident.as_str() {
             "storage" => {
-                let value =
-                    match self.single_label(block, "storage", "raft")? {
-                        "raft" => self.raft(block)?,
-                        "inmem" => {
-                            self.no_keys(block, "storage \"inmem\"")?;
-                            StorageDraft::Inmem
-                        }
-                        other => return Err(self.invalid(
+                let value = match self.single_label(block, "storage", "raft")? {
+                    "raft" => self.raft(block)?,
+                    "inmem" => {
+                        self.no_keys(block, "storage \"inmem\"")?;
+                        StorageDraft::Inmem
+                    }
+                    other => {
+                        return Err(self.invalid(
                             block.span(),
                             format!(
                                 "unknown storage type \"{other}\" (labnode supports \"raft\" and \"inmem\")"
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
                 f.set_storage(Located { at, value })
             }
             "seal" => {
-                let value =
-                    match self.single_label(block, "seal", "awskms")? {
-                        "shamir" => {
-                            self.no_keys(block, "seal \"shamir\"")?;
-                            SealConfig::Shamir
-                        }
-                        "awskms" => SealConfig::AwsKms(self.awskms(block)?),
-                        other => return Err(self.invalid(
+                let value = match self.single_label(block, "seal", "awskms")? {
+                    "shamir" => {
+                        self.no_keys(block, "seal \"shamir\"")?;
+                        SealConfig::Shamir
+                    }
+                    "awskms" => SealConfig::AwsKms(self.awskms(block)?),
+                    other => {
+                        return Err(self.invalid(
                             block.span(),
                             format!(
                                 "unknown seal type \"{other}\" (labnode supports \"shamir\" and \"awskms\")"
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
                 f.set_seal(Located { at, value })
             }
             "listener" => match self.single_label(block, "listener", "tcp")? {

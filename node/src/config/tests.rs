@@ -504,6 +504,19 @@ fn golden_errors() {
             "storage \"inmem\" {}\ncluster_name = \"${var.name}\"\n",
             "t.hcl:2: cluster_name: expected a string without interpolation, found \"${var.name}\"",
         ),
+        (
+            "storage \"raft\" {\n  path = \"/d\"\n  retry_join {\n    leader_api_addr = \"https://a:8200\"\n    \
+             leader_ca_cert = \"PEM\"\n    leader_ca_cert_file = \"/ca.pem\"\n  }\n}\n",
+            "t.hcl:6: leader_ca_cert_file: set either leader_ca_cert or leader_ca_cert_file, not both",
+        ),
+        (
+            "storage \"inmem\" {\n  path = \"/d\"\n}\n",
+            "t.hcl:2: storage \"inmem\" takes no keys",
+        ),
+        (
+            "storage \"raft\" {\n  path = \"/d\"\n  retry_joins {\n    auto_join = \"provider=aws\"\n  }\n}\n",
+            "t.hcl:3: unknown block \"retry_joins\" in storage \"raft\" (did you mean \"retry_join\"?)",
+        ),
         ("ui = true\n", "t.hcl: no storage stanza; add storage \"raft\" { path = \"...\" } or storage \"inmem\" {}"),
     ];
     for (input, expected) in cases {
