@@ -6,8 +6,12 @@
 //! physical trait) and [`raft`] (Integrated Storage), with [`config`] feeding them
 //! and [`server`] wiring them into a running node.
 
+pub mod backends;
+pub mod barrier;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod raft;
+pub mod seal;
 pub mod server;
 pub mod storage;

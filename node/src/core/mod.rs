@@ -1,0 +1,168 @@
+//! The logical core: seal state, initialization, authentication, ACL and routing.
+//!
+//! The HTTP layer hands every `/v1` request to [`Core::handle`] (or to one of the
+//! raw, unauthenticated operations such as [`Core::unseal`]); the core
+//! authenticates, authorizes and routes it to a backend through the barrier.
+
+pub mod acl;
+mod error;
+pub mod fields;
+pub mod mounts;
+mod request;
+mod seal_state;
+pub mod tokens;
+
+pub use error::CoreError;
+pub use request::{Auth, Operation, Request, Response, WrapInfo};
+pub use seal_state::{HealthQuery, InitRequest, InitResponse, SealStatus};
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, OwnedMutexGuard, RwLock};
+
+use crate::barrier::Barrier;
+use crate::storage::Physical;
+use acl::PolicyStore;
+use mounts::{MountTable, MOUNTS_PATH};
+use tokens::{TokenEntry, TokenStore};
+
+/// The version labnode reports (Vault-compatible clients parse it).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Static facts about this node, from configuration.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Advertised API address (`api_addr`).
+    pub api_addr: String,
+    /// Advertised cluster address (`cluster_addr`).
+    pub cluster_addr: String,
+    /// Raft node id, or empty without raft.
+    pub node_id: String,
+    /// `raft` or `inmem`.
+    pub storage_type: String,
+    /// `cluster_name` from config, used at init.
+    pub cluster_name: Option<String>,
+}
+
+/// The cluster's identity, created at init and replicated with the data.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ClusterIdentity {
+    pub name: String,
+    pub id: String,
+}
+
+const CLUSTER_PATH: &str = "core/cluster";
+
+/// State that exists only while unsealed.
+pub struct Unsealed {
+    pub tokens: TokenStore,
+    pub mounts: RwLock<MountTable>,
+    pub policies: PolicyStore,
+    pub cluster: ClusterIdentity,
+}
+
+/// Serializes read-modify-write cycles on the same key (KV v2 versions, CAS).
+pub struct KeyLocks {
+    stripes: Vec<Arc<Mutex<()>>>,
+}
+
+impl KeyLocks {
+    fn new(n: usize) -> Self {
+        Self { stripes: (0..n).map(|_| Arc::new(Mutex::new(()))).collect() }
+    }
+
+    /// Locks the stripe `key` hashes to.
+    pub async fn lock(&self, key: &str) -> OwnedMutexGuard<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let i = (h.finish() as usize) % self.stripes.len();
+        self.stripes[i].clone().lock_owned().await
+    }
+}
+
+/// One node's logical core.
+pub struct Core {
+    barrier: Arc<Barrier>,
+    info: NodeInfo,
+    unseal_progress: Mutex<seal_state::UnsealProgress>,
+    unsealed: RwLock<Option<Arc<Unsealed>>>,
+    /// Per-key locks for backends that read before they write.
+    pub key_locks: KeyLocks,
+}
+
+impl Core {
+    /// A sealed core over `physical`.
+    pub fn new(physical: Arc<dyn Physical>, info: NodeInfo) -> Arc<Self> {
+        Arc::new(Self {
+            barrier: Arc::new(Barrier::new(physical)),
+            info,
+            unseal_progress: Mutex::new(Default::default()),
+            unsealed: RwLock::new(None),
+            key_locks: KeyLocks::new(256),
+        })
+    }
+
+    /// The barrier, for backends.
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
+    /// Static node facts.
+    pub fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    /// The unsealed state, or `Sealed`.
+    pub async fn state(&self) -> Result<Arc<Unsealed>, CoreError> {
+        self.unsealed.read().await.clone().ok_or(CoreError::Sealed)
+    }
+
+    async fn load_unsealed(&self) -> Result<Arc<Unsealed>, CoreError> {
+        let tokens = TokenStore::load(self.barrier.clone()).await?;
+        let mounts = match self.barrier.get(MOUNTS_PATH).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("mount table: {e}")))?,
+            None => MountTable::initial(),
+        };
+        let cluster = match self.barrier.get(CLUSTER_PATH).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("cluster identity: {e}")))?,
+            None => return Err(CoreError::Internal("cluster identity missing from storage".into())),
+        };
+        Ok(Arc::new(Unsealed {
+            tokens,
+            mounts: RwLock::new(mounts),
+            policies: PolicyStore::new(self.barrier.clone()),
+            cluster,
+        }))
+    }
+
+    /// Persists the mount table.
+    pub async fn save_mounts(&self, table: &MountTable) -> Result<(), CoreError> {
+        let bytes = serde_json::to_vec(table).map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(self.barrier.put(MOUNTS_PATH, bytes).await?)
+    }
+
+    /// Authenticates, authorizes and routes one logical request.
+    pub async fn handle(&self, req: Request) -> Result<Response, CoreError> {
+        let state = self.state().await?;
+        let token = if acl::is_unauthenticated(&req.path) {
+            None
+        } else {
+            let text = req.client_token.as_deref().filter(|t| !t.is_empty()).ok_or(CoreError::PermissionDenied)?;
+            let entry = state.tokens.lookup(text).await?.ok_or(CoreError::PermissionDenied)?;
+            state.policies.authorize(&entry, &req).await?;
+            Some(entry)
+        };
+        let response = crate::backends::route(self, &state, token.as_ref(), &req).await;
+        if let Some(entry) = &token {
+            state.tokens.consume_use(entry).await?;
+        }
+        response
+    }
+
+    /// Looks up the caller's token entry for endpoints that act on "self".
+    pub async fn caller(&self, state: &Unsealed, req: &Request) -> Result<TokenEntry, CoreError> {
+        let text = req.client_token.as_deref().ok_or(CoreError::PermissionDenied)?;
+        state.tokens.lookup(text).await?.ok_or(CoreError::PermissionDenied)
+    }
+}

@@ -1,0 +1,307 @@
+//! Initialization, unsealing, sealing and the unauthenticated status endpoints.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::mounts::MountTable;
+use super::tokens::{TokenRequest, TokenStore};
+use super::{ClusterIdentity, Core, CoreError, CLUSTER_PATH, VERSION};
+use crate::barrier::{random_key, BarrierError};
+use crate::seal::{self, SealConfig};
+
+/// Where the (non-secret) seal configuration lives, outside the barrier.
+pub const SEAL_CONFIG_PATH: &str = "core/plain/seal-config";
+
+/// Shares collected so far toward the unseal threshold.
+#[derive(Default)]
+pub struct UnsealProgress {
+    nonce: String,
+    shares: Vec<Vec<u8>>,
+}
+
+/// Body of `PUT sys/init`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct InitRequest {
+    pub secret_shares: u64,
+    pub secret_threshold: u64,
+    pub recovery_shares: u64,
+    pub recovery_threshold: u64,
+    pub pgp_keys: Option<Vec<String>>,
+    pub root_token_pgp_key: String,
+    pub recovery_pgp_keys: Option<Vec<String>>,
+    pub stored_shares: u64,
+}
+
+/// Answer of `PUT sys/init`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitResponse {
+    pub keys: Vec<String>,
+    pub keys_base64: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovery_keys: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovery_keys_base64: Vec<String>,
+    pub root_token: String,
+}
+
+/// `sys/seal-status` (also the answer of `sys/unseal`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SealStatus {
+    #[serde(rename = "type")]
+    pub seal_type: String,
+    pub initialized: bool,
+    pub sealed: bool,
+    pub t: u8,
+    pub n: u8,
+    pub progress: usize,
+    pub nonce: String,
+    pub version: String,
+    pub build_date: String,
+    pub migration: bool,
+    pub recovery_seal: bool,
+    pub storage_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
+/// Query parameters of `sys/health`, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct HealthQuery {
+    pub standbyok: bool,
+    pub perfstandbyok: bool,
+    pub activecode: Option<u16>,
+    pub standbycode: Option<u16>,
+    pub drsecondarycode: Option<u16>,
+    pub performancestandbycode: Option<u16>,
+    pub sealedcode: Option<u16>,
+    pub uninitcode: Option<u16>,
+}
+
+/// Decodes an unseal key share given as hex or standard base64.
+fn decode_share(key: &str) -> Option<Vec<u8>> {
+    let key = key.trim();
+    hex::decode(key).ok().filter(|b| !b.is_empty()).or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
+}
+
+impl Core {
+    /// The stored seal configuration, if initialized.
+    pub async fn seal_config(&self) -> Result<Option<SealConfig>, CoreError> {
+        match self.barrier.physical().get(SEAL_CONFIG_PATH).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| CoreError::Internal(format!("seal configuration: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether `sys/init` has run.
+    pub async fn is_initialized(&self) -> Result<bool, CoreError> {
+        Ok(self.seal_config().await?.is_some() && self.barrier.is_initialized().await?)
+    }
+
+    /// `GET sys/seal-status`.
+    pub async fn seal_status(&self) -> Result<SealStatus, CoreError> {
+        let config = self.seal_config().await?;
+        let initialized = config.is_some() && self.barrier.is_initialized().await?;
+        let state = self.unsealed.read().await.clone();
+        let progress = self.unseal_progress.lock().await;
+        Ok(SealStatus {
+            seal_type: config.as_ref().map(|c| c.seal_type.clone()).unwrap_or_else(|| "shamir".into()),
+            initialized,
+            sealed: state.is_none(),
+            t: config.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
+            n: config.as_ref().map(|c| c.secret_shares).unwrap_or(0),
+            progress: progress.shares.len(),
+            nonce: progress.nonce.clone(),
+            version: VERSION.into(),
+            build_date: "2026-11-29T00:00:00Z".into(),
+            migration: false,
+            recovery_seal: false,
+            storage_type: self.info.storage_type.clone(),
+            cluster_name: state.as_ref().map(|s| s.cluster.name.clone()),
+            cluster_id: state.as_ref().map(|s| s.cluster.id.clone()),
+        })
+    }
+
+    /// `PUT sys/init`: creates keys, the root token and the initial tables.
+    pub async fn init(&self, req: InitRequest, root_token_id: Option<String>) -> Result<InitResponse, CoreError> {
+        if self.is_initialized().await? {
+            return Err(CoreError::invalid("Vault is already initialized"));
+        }
+        if req.recovery_shares > 0 || req.recovery_threshold > 0 {
+            return Err(CoreError::invalid(
+                "parameters recovery_shares,recovery_threshold not applicable to seal type shamir",
+            ));
+        }
+        if req.pgp_keys.as_ref().is_some_and(|k| !k.is_empty()) || !req.root_token_pgp_key.is_empty() {
+            return Err(CoreError::invalid("PGP-encrypted key shares are not supported by labnode"));
+        }
+        let config = SealConfig::shamir(req.secret_shares, req.secret_threshold)
+            .map_err(|e| CoreError::invalid(format!("invalid seal configuration: {e}")))?;
+        let unseal_key = zeroize::Zeroizing::new(random_key());
+        let shares = seal::split(&unseal_key, config.secret_shares, config.secret_threshold);
+
+        self.barrier.initialize(&unseal_key).await?;
+        let cluster = ClusterIdentity {
+            name: self
+                .info
+                .cluster_name
+                .clone()
+                .unwrap_or_else(|| format!("vault-cluster-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])),
+            id: uuid::Uuid::new_v4().to_string(),
+        };
+        let cluster_bytes = serde_json::to_vec(&cluster).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.barrier.put(CLUSTER_PATH, cluster_bytes).await?;
+        self.save_mounts(&MountTable::initial()).await?;
+        let tokens = TokenStore::load(self.barrier.clone()).await?;
+        let mut root_req = TokenRequest::root("auth/token/root");
+        root_req.id = root_token_id;
+        let (root_token, _) = tokens.create(None, root_req).await?;
+        let config_bytes = serde_json::to_vec(&config).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.barrier.physical().put(SEAL_CONFIG_PATH, config_bytes).await?;
+        self.barrier.seal().await;
+
+        Ok(InitResponse {
+            keys: shares.iter().map(hex::encode).collect(),
+            keys_base64: shares.iter().map(|s| base64::engine::general_purpose::STANDARD.encode(s)).collect(),
+            recovery_keys: vec![],
+            recovery_keys_base64: vec![],
+            root_token,
+        })
+    }
+
+    /// `PUT sys/unseal`: adds a share; at the threshold, opens the barrier.
+    pub async fn unseal(&self, key: Option<&str>, reset: bool) -> Result<SealStatus, CoreError> {
+        let Some(config) = self.seal_config().await? else {
+            return Err(CoreError::invalid("Vault is not initialized"));
+        };
+        if reset {
+            if self.unsealed.read().await.is_some() {
+                return Err(CoreError::invalid("vault is unsealed"));
+            }
+            *self.unseal_progress.lock().await = Default::default();
+            return self.seal_status().await;
+        }
+        let key = key
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| CoreError::invalid("'key' must be specified in request body as JSON, or 'reset' set to true"))?;
+        if self.unsealed.read().await.is_some() {
+            return self.seal_status().await;
+        }
+        let share = decode_share(key).ok_or_else(|| CoreError::invalid("'key' must be a valid hex or base64 string"))?;
+        let combined = {
+            let mut progress = self.unseal_progress.lock().await;
+            if progress.shares.contains(&share) {
+                return Err(CoreError::invalid("given key share is a duplicate"));
+            }
+            if progress.shares.first().is_some_and(|s| s.len() != share.len()) {
+                return Err(CoreError::invalid("invalid key: key share has the wrong length for this seal"));
+            }
+            if progress.shares.is_empty() {
+                progress.nonce = uuid::Uuid::new_v4().to_string();
+            }
+            progress.shares.push(share);
+            if progress.shares.len() < config.secret_threshold as usize {
+                drop(progress);
+                return self.seal_status().await;
+            }
+            let shares = std::mem::take(&mut *progress).shares;
+            seal::combine(&shares, config.secret_threshold).map_err(|e| CoreError::invalid(e.to_string()))?
+        };
+        let combined = zeroize::Zeroizing::new(combined);
+        match self.barrier.unseal(&combined).await {
+            Ok(()) => {}
+            Err(BarrierError::InvalidKey) => return Err(CoreError::invalid("cipher: message authentication failed")),
+            Err(e) => return Err(e.into()),
+        }
+        self.post_unseal().await?;
+        self.seal_status().await
+    }
+
+    /// Loads the unsealed state after the barrier opened.
+    pub(crate) async fn post_unseal(&self) -> Result<(), CoreError> {
+        match self.load_unsealed().await {
+            Ok(state) => {
+                *self.unsealed.write().await = Some(state);
+                tracing::info!("vault is unsealed");
+                Ok(())
+            }
+            Err(e) => {
+                self.barrier.seal().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks a combined unseal key (generate-root, DR operation tokens).
+    pub async fn verify_unseal_key(&self, key: &[u8]) -> Result<bool, CoreError> {
+        match self.barrier.verify_unseal_key(key).await {
+            Ok(()) => Ok(true),
+            Err(BarrierError::InvalidKey) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Seals this node: forgets every key and the unsealed state.
+    pub async fn seal(&self) {
+        *self.unsealed.write().await = None;
+        self.barrier.seal().await;
+        tracing::info!("vault is sealed");
+    }
+
+    /// Whether this node serves requests itself (single node, or the Raft leader).
+    pub fn is_active(&self) -> bool {
+        true
+    }
+
+    /// `GET sys/health`: the status code and body.
+    pub async fn health(&self, q: &HealthQuery) -> Result<(u16, Value), CoreError> {
+        let status = self.seal_status().await?;
+        let standby = !status.sealed && !self.is_active();
+        let code = if !status.initialized {
+            q.uninitcode.unwrap_or(501)
+        } else if status.sealed {
+            q.sealedcode.unwrap_or(503)
+        } else if standby && !q.standbyok {
+            q.standbycode.unwrap_or(429)
+        } else {
+            q.activecode.unwrap_or(200)
+        };
+        let mut body = json!({
+            "initialized": status.initialized,
+            "sealed": status.sealed,
+            "standby": status.sealed || standby,
+            "performance_standby": false,
+            "replication_performance_mode": if status.sealed { "unknown" } else { "disabled" },
+            "replication_dr_mode": if status.sealed { "unknown" } else { "disabled" },
+            "server_time_utc": chrono::Utc::now().timestamp(),
+            "version": VERSION,
+            "enterprise": false,
+            "echo_duration_ms": 0,
+            "clock_skew_ms": 0,
+        });
+        if let (Some(name), Some(id)) = (status.cluster_name, status.cluster_id) {
+            body["cluster_name"] = json!(name);
+            body["cluster_id"] = json!(id);
+        }
+        Ok((code, body))
+    }
+
+    /// `GET sys/leader`.
+    pub async fn leader(&self) -> Result<Value, CoreError> {
+        self.state().await?;
+        Ok(json!({
+            "ha_enabled": false,
+            "is_self": false,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        }))
+    }
+}

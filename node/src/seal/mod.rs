@@ -1,0 +1,51 @@
+//! Seals: what protects the key that opens the barrier.
+//!
+//! Shamir splits the unseal key into shares held by operators; the auto-unseal
+//! seals (awskms) wrap it with an external key service instead.
+
+mod shamir;
+
+pub use shamir::{combine, split};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a seal operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The share set cannot be combined (too few, duplicate, or mismatched lengths).
+    #[error("{0}")]
+    InvalidShares(String),
+    /// secret_shares / secret_threshold out of range.
+    #[error("{0}")]
+    InvalidConfig(String),
+}
+
+/// The persisted description of a seal (`core/seal-config`): no secret material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealConfig {
+    /// `shamir` or `awskms`.
+    #[serde(rename = "type")]
+    pub seal_type: String,
+    pub secret_shares: u8,
+    pub secret_threshold: u8,
+}
+
+impl SealConfig {
+    /// A Shamir configuration after checking the bounds Vault enforces.
+    pub fn shamir(shares: u64, threshold: u64) -> Result<Self, SealError> {
+        if shares == 0 || threshold == 0 {
+            return Err(SealError::InvalidConfig("shares and threshold must be at least 1".into()));
+        }
+        if threshold > shares {
+            return Err(SealError::InvalidConfig("threshold cannot be larger than shares".into()));
+        }
+        if shares > 255 {
+            return Err(SealError::InvalidConfig("shares cannot be more than 255".into()));
+        }
+        if shares > 1 && threshold == 1 {
+            return Err(SealError::InvalidConfig("threshold must be greater than one for multiple shares".into()));
+        }
+        Ok(Self { seal_type: "shamir".into(), secret_shares: shares as u8, secret_threshold: threshold as u8 })
+    }
+}

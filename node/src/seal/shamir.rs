@@ -1,0 +1,55 @@
+//! Shamir's secret sharing over GF(256), using the maintained `blahaj` crate.
+//!
+//! A share is the crate's encoding: one x-coordinate byte followed by one byte per
+//! secret byte. A single share (1-of-1) is the key itself, as Vault does it.
+
+use blahaj::{Share, Sharks};
+
+use super::SealError;
+
+/// Splits `secret` into `shares` pieces, any `threshold` of which recombine it.
+pub fn split(secret: &[u8], shares: u8, threshold: u8) -> Vec<Vec<u8>> {
+    if shares == 1 {
+        return vec![secret.to_vec()];
+    }
+    Sharks(threshold).dealer(secret).take(shares as usize).map(|s| Vec::from(&s)).collect()
+}
+
+/// Recombines shares; `threshold` shares must be given, all distinct.
+pub fn combine(parts: &[Vec<u8>], threshold: u8) -> Result<Vec<u8>, SealError> {
+    if threshold == 1 {
+        return parts
+            .first()
+            .cloned()
+            .ok_or_else(|| SealError::InvalidShares("no key shares given".into()));
+    }
+    let shares = parts
+        .iter()
+        .map(|p| Share::try_from(p.as_slice()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SealError::InvalidShares(format!("invalid key share: {e}")))?;
+    Sharks(threshold).recover(shares.iter()).map_err(|e| SealError::InvalidShares(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_threshold_subset_recombines() {
+        let secret: Vec<u8> = (0..32).collect();
+        let parts = split(&secret, 5, 3);
+        assert_eq!(parts.len(), 5);
+        assert_eq!(combine(&parts[1..4], 3).unwrap(), secret);
+        assert_eq!(combine(&[parts[0].clone(), parts[4].clone(), parts[2].clone()], 3).unwrap(), secret);
+        assert_ne!(combine(&parts[..2], 2).unwrap(), secret);
+    }
+
+    #[test]
+    fn one_of_one_is_the_key() {
+        let secret = vec![7u8; 32];
+        let parts = split(&secret, 1, 1);
+        assert_eq!(parts, vec![secret.clone()]);
+        assert_eq!(combine(&parts, 1).unwrap(), secret);
+    }
+}
