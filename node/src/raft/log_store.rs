@@ -72,7 +72,10 @@ pub(crate) fn stored_vote(db: &Database) -> Result<Option<Vote<NodeId>>, RaftErr
 }
 
 /// Reads entries in `range` straight from the table, for recovery at open.
-pub(crate) fn stored_entries<RB: RangeBounds<u64>>(db: &Arc<Database>, range: RB) -> Result<Vec<Entry>, RaftError> {
+pub(crate) fn stored_entries<RB: RangeBounds<u64>>(
+    db: &Arc<Database>,
+    range: RB,
+) -> Result<Vec<Entry>, RaftError> {
     LogStore::new(db.clone(), Arc::new(AtomicU64::new(0))).read_range(range)
 }
 
@@ -132,7 +135,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         blocking(move || {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::None)?;
-            put_record(&mut txn.open_table(LOG_META)?, KEY_COMMITTED, &committed)?;
+            let mut table = txn.open_table(LOG_META)?;
+            match committed {
+                Some(log_id) => put_record(&mut table, KEY_COMMITTED, &log_id)?,
+                None => {
+                    table.remove(KEY_COMMITTED)?;
+                }
+            }
+            drop(table);
             txn.commit()?;
             Ok(())
         })

@@ -13,6 +13,9 @@ mod node;
 mod state_machine;
 mod types;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 
 use serde::Serialize;

@@ -195,13 +195,20 @@ impl PeerClient {
                 }
             })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| Transport::Network(AnyError::new(&e)))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Transport::Network(AnyError::new(&e)))?;
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            return Err(Transport::Unreachable(AnyError::error("peer consensus is stopped")));
+            return Err(Transport::Unreachable(AnyError::error(
+                "peer consensus is stopped",
+            )));
         }
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes);
-            return Err(Transport::Network(AnyError::error(format!("HTTP {status}: {text}"))));
+            return Err(Transport::Network(AnyError::error(format!(
+                "HTTP {status}: {text}"
+            ))));
         }
         decode(&bytes).map_err(|e| Transport::Network(AnyError::new(&e)))
     }

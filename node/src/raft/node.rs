@@ -194,6 +194,12 @@ impl RaftStore {
         self.running.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The shared database, for tests that inspect the log directly.
+    #[cfg(test)]
+    pub(crate) fn db_handle(&self) -> Arc<Database> {
+        self.db.clone()
+    }
+
     /// The running openraft instance, if consensus is started.
     pub(crate) fn raft(&self) -> Option<Raft> {
         self.running_handle().map(|r| r.raft.clone())
@@ -237,9 +243,13 @@ impl RaftStore {
         let raft = self.raft().ok_or(RaftError::NotRunning)?;
         let metrics = raft.metrics().borrow().clone();
         if metrics.current_leader != Some(self.id) {
-            let name = metrics
-                .current_leader
-                .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|n| n.name.clone()));
+            let name = metrics.current_leader.and_then(|id| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .map(|n| n.name.clone())
+            });
             return Err(RaftError::NotLeader(name));
         }
         Ok(raft)
@@ -362,9 +372,9 @@ fn membership_error(e: OpenRaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>
 
 fn write_error(e: &OpenRaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> StorageError {
     match e {
-        OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            StorageError::NotWritable(RaftError::NotLeader(f.leader_node.as_ref().map(|n| n.name.clone())).to_string())
-        }
+        OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => StorageError::NotWritable(
+            RaftError::NotLeader(f.leader_node.as_ref().map(|n| n.name.clone())).to_string(),
+        ),
         OpenRaftError::Fatal(Fatal::Stopped) => StorageError::NotWritable(RaftError::NotRunning.to_string()),
         other => StorageError::Backend(other.to_string()),
     }

@@ -6,14 +6,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    AnyError, EntryPayload, LogId, OptionalSend, RaftLogId, RaftSnapshotBuilder, StorageError, StorageIOError,
-    StoredMembership,
+    AnyError, EntryPayload, LogId, OptionalSend, RaftLogId, RaftSnapshotBuilder, StorageError,
+    StorageIOError, StoredMembership,
 };
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table};
 
 use super::db::{
-    blocking, put_record, KEY_LAST_APPLIED, KEY_MEMBERSHIP, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META,
-    SM_DATA, SM_META,
+    blocking, put_record, KEY_LAST_APPLIED, KEY_MEMBERSHIP, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, SM_DATA,
+    SM_META,
 };
 use super::error::RaftError;
 use super::types::{decode, encode, Entry, NodeId, NodeInfo, Response, TypeConfig};
@@ -185,7 +185,9 @@ fn build_snapshot(db: &Database) -> Result<Snapshot<TypeConfig>, RaftError> {
     }
     drop(txn);
     let bytes = encode(&body)?;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let snapshot_id = match last_log_id {
         Some(id) => format!("{}-{}-{nanos}", id.leader_id, id.index),
         None => format!("none-{nanos}"),
