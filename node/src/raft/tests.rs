@@ -97,6 +97,7 @@ async fn concurrent_writes_survive_reopen() {
         "1000 writes from 16 tasks in {elapsed:?} ({:.0} writes/s)",
         1000.0 / elapsed.as_secs_f64()
     );
+    eprintln!("entries used: {}", store.status().unwrap().applied_index);
 
     let check = |store: Arc<RaftStore>| async move {
         let dirs = store.list("k/").await.unwrap();
