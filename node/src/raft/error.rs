@@ -1,0 +1,70 @@
+//! The single error type of the Integrated Storage module.
+
+use crate::storage::StorageError;
+
+/// Everything that can go wrong opening, running or reconfiguring the Raft store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RaftError {
+    /// The data directory could not be created or read.
+    #[error("raft data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// redb failed to open, read or commit.
+    #[error("raft database: {0}")]
+    Database(String),
+    /// A stored or received record could not be encoded or decoded.
+    #[error("raft encoding: {0}")]
+    Codec(#[from] postcard::Error),
+    /// The options do not describe a valid node (e.g. an empty node id).
+    #[error("invalid raft options: {0}")]
+    InvalidOptions(String),
+    /// `bootstrap` was called on a node that already has Raft state.
+    #[error("raft node is already bootstrapped")]
+    AlreadyBootstrapped,
+    /// The operation needs consensus running; call `start` first.
+    #[error("raft consensus is not running on this node")]
+    NotRunning,
+    /// The operation must run on the leader; the leader's name is given when known.
+    #[error("this node is not the raft leader (leader: {})", .0.as_deref().unwrap_or("unknown"))]
+    NotLeader(Option<String>),
+    /// The named peer is not part of the membership.
+    #[error("unknown raft peer {0:?}")]
+    UnknownPeer(String),
+    /// openraft rejected or failed the request.
+    #[error("raft: {0}")]
+    Consensus(String),
+}
+
+impl From<redb::Error> for RaftError {
+    fn from(e: redb::Error) -> Self {
+        RaftError::Database(e.to_string())
+    }
+}
+
+macro_rules! redb_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for RaftError {
+            fn from(e: $t) -> Self {
+                RaftError::Database(e.to_string())
+            }
+        }
+    )*};
+}
+
+redb_errors!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+impl From<RaftError> for StorageError {
+    fn from(e: RaftError) -> Self {
+        match e {
+            RaftError::NotLeader(_) | RaftError::NotRunning => StorageError::NotWritable(e.to_string()),
+            other => StorageError::Backend(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The node handle: owns the database, starts and stops consensus, coalesces writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use openraft::error::{ClientWriteError, Fatal, RaftError as OpenRaftError};
+use openraft::{ChangeMembers, Config, SnapshotPolicy};
+use redb::Database;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::task::JoinHandle;
+
+use super::error::RaftError;
+use super::log_store::{self, LogStore};
+use super::network::{self, NetworkFactory};
+use super::state_machine::{self, Membership, StateMachine};
+use super::types::{node_id_for, NodeId, NodeInfo, Raft, Request};
+use super::{RaftMember, RaftOptions, RaftStatus};
+use crate::storage::{Physical, StorageError, WriteOp};
+
+/// Most write batches folded into one Raft entry.
+const MAX_BATCHES_PER_ENTRY: usize = 512;
+/// Queued `write` calls before callers wait for room.
+const WRITE_QUEUE: usize = 4096;
+/// How long `bootstrap` waits for the new single-voter cluster to elect this node.
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One caller's batch waiting to be folded into an entry.
+struct PendingWrite {
+    ops: Vec<WriteOp>,
+    done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+/// A started consensus instance and its write coalescer.
+struct Running {
+    raft: Raft,
+    writes: mpsc::Sender<PendingWrite>,
+    coalescer: JoinHandle<()>,
+}
+
+/// A Raft-replicated physical store backed by one redb file.
+///
+/// Opening only reads local state; consensus runs between `start` and `stop`, so a sealed
+/// node can still serve local reads of the seal configuration.
+pub struct RaftStore {
+    opts: RaftOptions,
+    id: NodeId,
+    db: Arc<Database>,
+    /// Last committed index + 1 (0 = none), maintained by the log store.
+    committed: Arc<AtomicU64>,
+    /// Serializes `start`, `stop` and `bootstrap`.
+    lifecycle: Mutex<()>,
+    running: RwLock<Option<Arc<Running>>>,
+}
+
+impl RaftStore {
+    /// Opens (creating if needed) the database under `opts.path` without starting consensus.
+    ///
+    /// Committed entries not yet in the state machine are applied, so local reads reflect
+    /// every acknowledged write even before `start`.
+    pub async fn open(opts: RaftOptions) -> Result<Arc<RaftStore>, RaftError> {
+        if opts.node_id.is_empty() {
+            return Err(RaftError::InvalidOptions("node_id must not be empty".into()));
+        }
+        let path = opts.path.clone();
+        let (db, committed) = tokio::task::spawn_blocking(move || {
+            let db = super::db::open_database(&path)?;
+            state_machine::replay_committed(&db)?;
+            let committed = log_store::stored_committed(&db)?;
+            Ok::<_, RaftError>((db, committed))
+        })
+        .await
+        .map_err(|e| RaftError::Database(format!("open task failed: {e}")))??;
+        Ok(Arc::new(RaftStore {
+            id: node_id_for(&opts.node_id),
+            opts,
+            db,
+            committed: Arc::new(AtomicU64::new(committed.map_or(0, |c| c.index + 1))),
+            lifecycle: Mutex::new(()),
+            running: RwLock::new(None),
+        }))
+    }
+
+    /// This node's numeric openraft id.
+    pub fn raft_id(&self) -> u64 {
+        self.id
+    }
+
+    /// This node as peers see it.
+    pub fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            name: self.opts.node_id.clone(),
+            cluster_addr: self.opts.cluster_addr.clone(),
+            api_addr: self.opts.api_addr.clone(),
+        }
+    }
+
+    /// Whether this node already has Raft state (a vote, a log or a membership), i.e. whether
+    /// it must not be bootstrapped or joined again.
+    pub fn is_bootstrapped(&self) -> Result<bool, RaftError> {
+        if log_store::stored_vote(&self.db)?.is_some() || log_store::has_log(&self.db)? {
+            return Ok(true);
+        }
+        let (applied, membership) = state_machine::applied_state(&self.db)?;
+        Ok(applied.is_some() || membership.log_id().is_some())
+    }
+
+    /// Creates a new single-voter cluster made of this node, starting consensus if needed,
+    /// and waits until this node leads it.
+    pub async fn bootstrap(self: &Arc<Self>) -> Result<(), RaftError> {
+        if self.is_bootstrapped()? {
+            return Err(RaftError::AlreadyBootstrapped);
+        }
+        self.start().await?;
+        let raft = self.raft().ok_or(RaftError::NotRunning)?;
+        let members = BTreeMap::from([(self.id, self.node_info())]);
+        raft.initialize(members)
+            .await
+            .map_err(|e| RaftError::Consensus(e.to_string()))?;
+        raft.wait(Some(BOOTSTRAP_TIMEOUT))
+            .current_leader(self.id, "bootstrap")
+            .await
+            .map_err(|e| RaftError::Consensus(e.to_string()))?;
+        Ok(())
+    }
+
+    fn raft_config(&self) -> Result<Config, RaftError> {
+        let multiplier = match self.opts.performance_multiplier {
+            0 => 2,
+            m => m,
+        };
+        let config = Config {
+            cluster_name: "labnode".into(),
+            heartbeat_interval: 50 * multiplier,
+            election_timeout_min: 250 * multiplier,
+            election_timeout_max: 500 * multiplier,
+            install_snapshot_timeout: 60_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.opts.snapshot_threshold.max(1)),
+            max_in_snapshot_log_to_keep: self.opts.trailing_logs,
+            purge_batch_size: 64,
+            ..Default::default()
+        };
+        config
+            .validate()
+            .map_err(|e| RaftError::InvalidOptions(e.to_string()))
+    }
+
+    /// Starts participating in consensus; a no-op when already running.
+    pub async fn start(self: &Arc<Self>) -> Result<(), RaftError> {
+        let _guard = self.lifecycle.lock().await;
+        if self.running_handle().is_some() {
+            return Ok(());
+        }
+        let client = network::cluster_http_client().map_err(|e| RaftError::Consensus(e.to_string()))?;
+        let raft = Raft::new(
+            self.id,
+            Arc::new(self.raft_config()?),
+            NetworkFactory::new(client),
+            LogStore::new(self.db.clone(), self.committed.clone()),
+            StateMachine::new(self.db.clone()),
+        )
+        .await
+        .map_err(|e| RaftError::Consensus(e.to_string()))?;
+        let (writes, rx) = mpsc::channel(WRITE_QUEUE);
+        let coalescer = tokio::spawn(coalesce(raft.clone(), rx));
+        *self.running.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Running {
+            raft,
+            writes,
+            coalescer,
+        }));
+        Ok(())
+    }
+
+    /// Leaves consensus (e.g. on seal); a no-op when not running. Local reads keep working
+    /// and `start` may be called again.
+    pub async fn stop(&self) -> Result<(), RaftError> {
+        let _guard = self.lifecycle.lock().await;
+        let Some(running) = self.running.write().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(());
+        };
+        running.coalescer.abort();
+        running
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| RaftError::Consensus(format!("shutdown: {e}")))
+    }
+
+    fn running_handle(&self) -> Option<Arc<Running>> {
+        self.running.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The shared database, for tests that inspect the log directly.
+    #[cfg(test)]
+    pub(crate) fn db_handle(&self) -> Arc<Database> {
+        self.db.clone()
+    }
+
+    /// The running openraft instance, if consensus is started.
+    pub(crate) fn raft(&self) -> Option<Raft> {
+        self.running_handle().map(|r| r.raft.clone())
+    }
+
+    /// The routes peers call on the cluster listener (`/raft/append`, `/vote`, `/snapshot`).
+    pub fn cluster_router(self: &Arc<Self>) -> axum::Router {
+        network::router(self.clone())
+    }
+
+    /// A point-in-time view for `operator raft list-peers` and health endpoints.
+    pub fn status(&self) -> Result<RaftStatus, RaftError> {
+        let committed = self.committed.load(Ordering::Relaxed);
+        let committed_index = committed.saturating_sub(1);
+        if let Some(raft) = self.raft() {
+            let m = raft.metrics().borrow().clone();
+            return Ok(build_status(
+                self,
+                true,
+                m.current_leader,
+                m.current_term,
+                committed_index,
+                m.last_applied.map_or(0, |l| l.index),
+                &m.membership_config,
+            ));
+        }
+        let (applied, membership) = state_machine::applied_state(&self.db)?;
+        let term = log_store::stored_vote(&self.db)?.map_or(0, |v| v.leader_id.term);
+        Ok(build_status(
+            self,
+            false,
+            None,
+            term,
+            committed_index,
+            applied.map_or(0, |l| l.index),
+            &membership,
+        ))
+    }
+
+    fn leader_raft(&self) -> Result<Raft, RaftError> {
+        let raft = self.raft().ok_or(RaftError::NotRunning)?;
+        let not_leader = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            (m.current_leader != Some(self.id)).then(|| {
+                m.current_leader.and_then(|id| {
+                    m.membership_config
+                        .membership()
+                        .get_node(&id)
+                        .map(|n| n.name.clone())
+                })
+            })
+        };
+        match not_leader {
+            Some(name) => Err(RaftError::NotLeader(name)),
+            None => Ok(raft),
+        }
+    }
+
+    /// Adds a non-voting member that receives the log (the first step of joining).
+    pub async fn add_learner(&self, name: &str, cluster_addr: &str, api_addr: &str) -> Result<(), RaftError> {
+        let raft = self.leader_raft()?;
+        let node = NodeInfo {
+            name: name.to_string(),
+            cluster_addr: cluster_addr.to_string(),
+            api_addr: api_addr.to_string(),
+        };
+        raft.add_learner(node_id_for(name), node, true)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    fn known_peer(&self, raft: &Raft, name: &str) -> Result<NodeId, RaftError> {
+        let id = node_id_for(name);
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.membership_config.membership().get_node(&id).is_none() {
+            return Err(RaftError::UnknownPeer(name.to_string()));
+        }
+        Ok(id)
+    }
+
+    /// Makes a caught-up learner a voter.
+    pub async fn promote_voter(&self, name: &str) -> Result<(), RaftError> {
+        let raft = self.leader_raft()?;
+        let id = self.known_peer(&raft, name)?;
+        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Turns a voter back into a learner (it keeps replicating but no longer votes).
+    pub async fn demote(&self, name: &str) -> Result<(), RaftError> {
+        let raft = self.leader_raft()?;
+        let id = self.known_peer(&raft, name)?;
+        raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Removes a peer from the cluster entirely (`operator raft remove-peer`).
+    pub async fn remove(&self, name: &str) -> Result<(), RaftError> {
+        let raft = self.leader_raft()?;
+        let id = self.known_peer(&raft, name)?;
+        let is_voter = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == id);
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        raft.change_membership(change, false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Builds a snapshot now (and lets openraft compact the log behind it).
+    pub async fn trigger_snapshot(&self) -> Result<(), RaftError> {
+        let raft = self.raft().ok_or(RaftError::NotRunning)?;
+        raft.trigger()
+            .snapshot()
+            .await
+            .map_err(|e| RaftError::Consensus(e.to_string()))
+    }
+}
+
+fn build_status(
+    store: &RaftStore,
+    running: bool,
+    leader: Option<NodeId>,
+    term: u64,
+    committed_index: u64,
+    applied_index: u64,
+    membership: &Membership,
+) -> RaftStatus {
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let members = membership
+        .nodes()
+        .map(|(id, node)| RaftMember {
+            name: node.name.clone(),
+            cluster_addr: node.cluster_addr.clone(),
+            api_addr: node.api_addr.clone(),
+            voter: voters.contains(id),
+        })
+        .collect();
+    RaftStatus {
+        node_id: store.opts.node_id.clone(),
+        running,
+        leader: leader.and_then(|id| membership.membership().get_node(&id).cloned()),
+        is_leader: running && leader == Some(store.id),
+        term,
+        committed_index,
+        applied_index,
+        members,
+    }
+}
+
+fn membership_error(e: OpenRaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> RaftError {
+    match e {
+        OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            RaftError::NotLeader(f.leader_node.map(|n| n.name))
+        }
+        other => RaftError::Consensus(other.to_string()),
+    }
+}
+
+fn write_error(e: &OpenRaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> StorageError {
+    match e {
+        OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => StorageError::NotWritable(
+            RaftError::NotLeader(f.leader_node.as_ref().map(|n| n.name.clone())).to_string(),
+        ),
+        OpenRaftError::Fatal(Fatal::Stopped) => StorageError::NotWritable(RaftError::NotRunning.to_string()),
+        other => StorageError::Backend(other.to_string()),
+    }
+}
+
+/// Folds queued `write` calls into Raft entries: while one entry is being made durable and
+/// applied, the next one collects every batch that arrives, so one log fsync serves many
+/// callers. One entry in flight at a time measured fastest: openraft 0.9 fsyncs each entry
+/// separately, so more in flight only means smaller entries.
+async fn coalesce(raft: Raft, mut rx: mpsc::Receiver<PendingWrite>) {
+    while let Some(first) = rx.recv().await {
+        let mut pending = vec![first];
+        while pending.len() < MAX_BATCHES_PER_ENTRY {
+            match rx.try_recv() {
+                Ok(p) => pending.push(p),
+                Err(_) => break,
+            }
+        }
+        let (batches, waiters): (Vec<_>, Vec<_>) = pending.into_iter().map(|p| (p.ops, p.done)).unzip();
+        let result = raft.client_write(Request { batches }).await;
+        for waiter in waiters {
+            let reply = match &result {
+                Ok(_) => Ok(()),
+                Err(e) => Err(write_error(e)),
+            };
+            // A caller that gave up waiting is not an error.
+            let _ = waiter.send(reply);
+        }
+    }
+}
+
+#[async_trait]
+impl Physical for RaftStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(state_machine::get(&self.db, key)?)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(state_machine::list(&self.db, prefix)?)
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<(), StorageError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let running = self.running_handle().ok_or(RaftError::NotRunning)?;
+        self.leader_raft()?;
+        let (done, wait) = oneshot::channel();
+        running
+            .writes
+            .send(PendingWrite { ops, done })
+            .await
+            .map_err(|_| RaftError::NotRunning)?;
+        wait.await.map_err(|_| RaftError::NotRunning)?
+    }
+}
