@@ -11,6 +11,7 @@ pub mod barrier;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod http;
 pub mod raft;
 pub mod seal;
 pub mod server;

@@ -11,7 +11,12 @@ pub fn prefix(token: &TokenEntry) -> String {
 }
 
 /// Serves `cubbyhole/<rest>` for the calling token.
-pub async fn handle(core: &Core, token: Option<&TokenEntry>, req: &Request, rest: &str) -> Result<Response, CoreError> {
+pub async fn handle(
+    core: &Core,
+    token: Option<&TokenEntry>,
+    req: &Request,
+    rest: &str,
+) -> Result<Response, CoreError> {
     let token = token.ok_or(CoreError::PermissionDenied)?;
     if token.token_type == TokenType::Batch {
         return Err(CoreError::invalid("cubbyhole is not available to batch tokens"));
@@ -19,7 +24,11 @@ pub async fn handle(core: &Core, token: Option<&TokenEntry>, req: &Request, rest
     let base = prefix(token);
     match req.operation {
         Operation::List => {
-            let dir = if rest.is_empty() || rest.ends_with('/') { rest.to_string() } else { format!("{rest}/") };
+            let dir = if rest.is_empty() || rest.ends_with('/') {
+                rest.to_string()
+            } else {
+                format!("{rest}/")
+            };
             let keys = core.barrier().list(&format!("{base}{dir}")).await?;
             if keys.is_empty() {
                 return Err(CoreError::NotFound);
@@ -27,8 +36,13 @@ pub async fn handle(core: &Core, token: Option<&TokenEntry>, req: &Request, rest
             Ok(Response::data(json!({ "keys": keys })))
         }
         Operation::Read => {
-            let bytes = core.barrier().get(&format!("{base}{rest}")).await?.ok_or(CoreError::NotFound)?;
-            let data: Value = serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(e.to_string()))?;
+            let bytes = core
+                .barrier()
+                .get(&format!("{base}{rest}"))
+                .await?
+                .ok_or(CoreError::NotFound)?;
+            let data: Value =
+                serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(e.to_string()))?;
             Ok(Response::data(data))
         }
         Operation::Create | Operation::Update => {

@@ -20,7 +20,12 @@ use crate::storage::WriteOp;
 const DEFAULT_MAX_VERSIONS: u64 = 10;
 
 /// Serves a request below a kv mount; `rest` is the path relative to the mount.
-pub async fn handle(core: &Core, mount: &MountEntry, rest: &str, req: &Request) -> Result<Response, CoreError> {
+pub async fn handle(
+    core: &Core,
+    mount: &MountEntry,
+    rest: &str,
+    req: &Request,
+) -> Result<Response, CoreError> {
     let prefix = mount.storage_prefix();
     if mount.kv_version() == 2 {
         V2 { core, prefix, mount }.handle(rest, req).await
@@ -34,7 +39,11 @@ pub async fn exists(core: &Core, mount: &MountEntry, rest: &str) -> Result<bool,
     let prefix = mount.storage_prefix();
     if mount.kv_version() == 2 {
         let key = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
-        Ok(core.barrier().get(&format!("{prefix}metadata/{key}")).await?.is_some())
+        Ok(core
+            .barrier()
+            .get(&format!("{prefix}metadata/{key}"))
+            .await?
+            .is_some())
     } else {
         Ok(core.barrier().get(&format!("{prefix}{rest}")).await?.is_some())
     }
@@ -56,7 +65,13 @@ fn dir_prefix(path: &str) -> String {
     }
 }
 
-async fn v1(core: &Core, prefix: &str, mount: &MountEntry, rest: &str, req: &Request) -> Result<Response, CoreError> {
+async fn v1(
+    core: &Core,
+    prefix: &str,
+    mount: &MountEntry,
+    rest: &str,
+    req: &Request,
+) -> Result<Response, CoreError> {
     if req.operation == Operation::List {
         return list_keys(core, &format!("{prefix}{}", dir_prefix(rest))).await;
     }
@@ -67,9 +82,17 @@ async fn v1(core: &Core, prefix: &str, mount: &MountEntry, rest: &str, req: &Req
     match req.operation {
         Operation::Read => {
             let bytes = core.barrier().get(&key).await?.ok_or(CoreError::NotFound)?;
-            let data: Value = serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(e.to_string()))?;
-            let ttl = if mount.config.default_lease_ttl > 0 { mount.config.default_lease_ttl } else { DEFAULT_TTL_SECS };
-            Ok(Response { lease_duration: ttl, ..Response::data(data) })
+            let data: Value =
+                serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(e.to_string()))?;
+            let ttl = if mount.config.default_lease_ttl > 0 {
+                mount.config.default_lease_ttl
+            } else {
+                DEFAULT_TTL_SECS
+            };
+            Ok(Response {
+                lease_duration: ttl,
+                ..Response::data(data)
+            })
         }
         Operation::Create | Operation::Update => {
             if req.data.is_empty() {
@@ -171,16 +194,22 @@ impl V2<'_> {
             ("data", Operation::List) | ("metadata", Operation::List) => {
                 list_keys(self.core, &format!("{}metadata/{}", self.prefix, dir_prefix(key))).await
             }
-            (_, _) if key.is_empty() && section != "config" => Err(CoreError::NoHandler(format!("{}{rest}", self.mount.path))),
+            (_, _) if key.is_empty() && section != "config" => {
+                Err(CoreError::NoHandler(format!("{}{rest}", self.mount.path)))
+            }
             ("data", Operation::Read) => self.read(key, req).await,
             ("data", Operation::Create | Operation::Update) => self.write(key, req).await,
             ("data", Operation::Patch) => self.patch(key, req).await,
             ("data", Operation::Delete) => self.soft_delete(key, None).await,
-            ("delete", Operation::Create | Operation::Update) => self.soft_delete(key, Some(versions(req)?)).await,
+            ("delete", Operation::Create | Operation::Update) => {
+                self.soft_delete(key, Some(versions(req)?)).await
+            }
             ("undelete", Operation::Create | Operation::Update) => self.undelete(key, versions(req)?).await,
             ("destroy", Operation::Create | Operation::Update) => self.destroy(key, versions(req)?).await,
             ("metadata", Operation::Read) => self.read_metadata(key).await,
-            ("metadata", Operation::Create | Operation::Update | Operation::Patch) => self.write_metadata(key, req).await,
+            ("metadata", Operation::Create | Operation::Update | Operation::Patch) => {
+                self.write_metadata(key, req).await
+            }
             ("metadata", Operation::Delete) => self.delete_metadata(key).await,
             ("delete" | "undelete" | "destroy" | "config", _) => Err(CoreError::UnsupportedOperation),
             _ => Err(CoreError::NoHandler(format!("{}{rest}", self.mount.path))),
@@ -223,7 +252,10 @@ impl V2<'_> {
         if let Some(v) = f.duration_secs("delete_version_after")? {
             s.delete_version_after = v;
         }
-        self.core.barrier().put(&format!("{}config", self.prefix), to_bytes(&s)?).await?;
+        self.core
+            .barrier()
+            .put(&format!("{}config", self.prefix), to_bytes(&s)?)
+            .await?;
         Ok(Response::empty())
     }
 
@@ -237,7 +269,11 @@ impl V2<'_> {
     async fn read(&self, key: &str, req: &Request) -> Result<Response, CoreError> {
         let meta = self.load_meta(key).await?.ok_or(CoreError::NotFound)?;
         let wanted = Fields(&req.data).int("version")?.unwrap_or(0);
-        let version = if wanted > 0 { wanted as u64 } else { meta.current_version };
+        let version = if wanted > 0 {
+            wanted as u64
+        } else {
+            meta.current_version
+        };
         let vmeta = meta.versions.get(&version).ok_or(CoreError::NotFound)?;
         let metadata = vmeta.to_json(version, &meta.custom_metadata);
         if !vmeta.is_live() {
@@ -245,7 +281,12 @@ impl V2<'_> {
             resp.status = Some(404);
             return Ok(resp);
         }
-        let bytes = self.core.barrier().get(&self.version_key(key, version)).await?.ok_or(CoreError::NotFound)?;
+        let bytes = self
+            .core
+            .barrier()
+            .get(&self.version_key(key, version))
+            .await?
+            .ok_or(CoreError::NotFound)?;
         let data: Value = from_bytes(&bytes)?;
         Ok(Response::data(json!({ "data": data, "metadata": metadata })))
     }
@@ -263,17 +304,26 @@ impl V2<'_> {
         self.store_version(key, data, cas).await
     }
 
-    async fn store_version(&self, key: &str, data: Map<String, Value>, cas: Option<i64>) -> Result<Response, CoreError> {
+    async fn store_version(
+        &self,
+        key: &str,
+        data: Map<String, Value>,
+        cas: Option<i64>,
+    ) -> Result<Response, CoreError> {
         let _guard = self.core.key_locks.lock(&self.meta_key(key)).await;
         let settings = self.settings().await?;
         let now = Utc::now();
         let mut meta = self.load_meta(key).await?.unwrap_or_else(|| KeyMeta::new(now));
         if (meta.cas_required || settings.cas_required) && cas.is_none() {
-            return Err(CoreError::invalid("check-and-set parameter required for this call"));
+            return Err(CoreError::invalid(
+                "check-and-set parameter required for this call",
+            ));
         }
         if let Some(cas) = cas {
             if cas as u64 != meta.current_version {
-                return Err(CoreError::invalid("check-and-set parameter did not match the current version"));
+                return Err(CoreError::invalid(
+                    "check-and-set parameter did not match the current version",
+                ));
             }
         }
         let version = meta.current_version + 1;
@@ -282,17 +332,37 @@ impl V2<'_> {
         if meta.oldest_version == 0 {
             meta.oldest_version = version;
         }
-        meta.versions.insert(version, VersionMeta { created_time: now, deletion_time: None, destroyed: false });
-        let mut ops = vec![WriteOp::Put { key: self.version_key(key, version), value: to_bytes(&data)? }];
-        let max = [meta.max_versions, settings.max_versions].into_iter().find(|m| *m > 0).unwrap_or(DEFAULT_MAX_VERSIONS);
+        meta.versions.insert(
+            version,
+            VersionMeta {
+                created_time: now,
+                deletion_time: None,
+                destroyed: false,
+            },
+        );
+        let mut ops = vec![WriteOp::Put {
+            key: self.version_key(key, version),
+            value: to_bytes(&data)?,
+        }];
+        let max = [meta.max_versions, settings.max_versions]
+            .into_iter()
+            .find(|m| *m > 0)
+            .unwrap_or(DEFAULT_MAX_VERSIONS);
         while meta.versions.len() as u64 > max {
-            let Some((&oldest, _)) = meta.versions.iter().next() else { break };
+            let Some((&oldest, _)) = meta.versions.iter().next() else {
+                break;
+            };
             meta.versions.remove(&oldest);
-            ops.push(WriteOp::Delete { key: self.version_key(key, oldest) });
+            ops.push(WriteOp::Delete {
+                key: self.version_key(key, oldest),
+            });
         }
         meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(version);
         let vmeta = meta.versions[&version].to_json(version, &meta.custom_metadata);
-        ops.push(WriteOp::Put { key: self.meta_key(key), value: to_bytes(&meta)? });
+        ops.push(WriteOp::Put {
+            key: self.meta_key(key),
+            value: to_bytes(&meta)?,
+        });
         self.core.barrier().write(ops).await?;
         Ok(Response::data(vmeta))
     }
@@ -302,7 +372,11 @@ impl V2<'_> {
             return Err(CoreError::invalid("no data provided"));
         };
         let meta = self.load_meta(key).await?.ok_or(CoreError::NotFound)?;
-        if !meta.versions.get(&meta.current_version).is_some_and(VersionMeta::is_live) {
+        if !meta
+            .versions
+            .get(&meta.current_version)
+            .is_some_and(VersionMeta::is_live)
+        {
             return Err(CoreError::NotFound);
         }
         let bytes = self
@@ -317,8 +391,11 @@ impl V2<'_> {
             Some(Value::Object(opts)) => Fields(opts).int("cas")?,
             _ => None,
         };
-        let Value::Object(merged) = data else { return Err(CoreError::Internal("stored data is not an object".into())) };
-        self.store_version(key, merged, cas.or(Some(meta.current_version as i64))).await
+        let Value::Object(merged) = data else {
+            return Err(CoreError::Internal("stored data is not an object".into()));
+        };
+        self.store_version(key, merged, cas.or(Some(meta.current_version as i64)))
+            .await
     }
 
     async fn update_meta(
@@ -327,11 +404,16 @@ impl V2<'_> {
         change: impl FnOnce(&mut KeyMeta, &mut Vec<WriteOp>) -> Result<(), CoreError>,
     ) -> Result<Response, CoreError> {
         let _guard = self.core.key_locks.lock(&self.meta_key(key)).await;
-        let Some(mut meta) = self.load_meta(key).await? else { return Ok(Response::empty()) };
+        let Some(mut meta) = self.load_meta(key).await? else {
+            return Ok(Response::empty());
+        };
         let mut ops = Vec::new();
         change(&mut meta, &mut ops)?;
         meta.updated_time = Utc::now();
-        ops.push(WriteOp::Put { key: self.meta_key(key), value: to_bytes(&meta)? });
+        ops.push(WriteOp::Put {
+            key: self.meta_key(key),
+            value: to_bytes(&meta)?,
+        });
         self.core.barrier().write(ops).await?;
         Ok(Response::empty())
     }
@@ -425,7 +507,10 @@ impl V2<'_> {
             meta.custom_metadata = Some(custom);
         }
         meta.updated_time = now;
-        self.core.barrier().put(&self.meta_key(key), to_bytes(&meta)?).await?;
+        self.core
+            .barrier()
+            .put(&self.meta_key(key), to_bytes(&meta)?)
+            .await?;
         Ok(Response::empty())
     }
 
@@ -434,8 +519,12 @@ impl V2<'_> {
         self.core
             .barrier()
             .write(vec![
-                WriteOp::DeletePrefix { prefix: format!("{}versions/{key}/", self.prefix) },
-                WriteOp::Delete { key: self.meta_key(key) },
+                WriteOp::DeletePrefix {
+                    prefix: format!("{}versions/{key}/", self.prefix),
+                },
+                WriteOp::Delete {
+                    key: self.meta_key(key),
+                },
             ])
             .await?;
         Ok(Response::empty())
@@ -448,7 +537,10 @@ fn versions(req: &Request) -> Result<Vec<u64>, CoreError> {
         return Err(CoreError::invalid("no version number provided"));
     }
     list.iter()
-        .map(|v| v.parse::<u64>().map_err(|_| CoreError::invalid(format!("invalid version number \"{v}\""))))
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| CoreError::invalid(format!("invalid version number \"{v}\"")))
+        })
         .collect()
 }
 

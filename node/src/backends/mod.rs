@@ -25,7 +25,10 @@ pub async fn route(
     if let Some(rest) = path.strip_prefix("auth/token/") {
         return token::handle(core, state, token, req, rest).await;
     }
-    if let Some(rest) = path.strip_prefix("cubbyhole/").or((path == "cubbyhole").then_some("")) {
+    if let Some(rest) = path
+        .strip_prefix("cubbyhole/")
+        .or((path == "cubbyhole").then_some(""))
+    {
         return cubbyhole::handle(core, token, req, rest).await;
     }
     let mount = {
@@ -46,7 +49,9 @@ pub async fn refine_operation(core: &Core, state: &Unsealed, req: &mut Request) 
     }
     let mount = {
         let table = state.mounts.read().await;
-        table.route(&req.path).map(|(m, rest)| (m.clone(), rest.to_string()))
+        table
+            .route(&req.path)
+            .map(|(m, rest)| (m.clone(), rest.to_string()))
     };
     if let Some((m, rest)) = mount.filter(|(m, _)| m.mount_type == "kv") {
         if !kv::exists(core, &m, &rest).await? {

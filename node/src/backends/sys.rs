@@ -29,12 +29,18 @@ pub async fn handle(
             let names = state.policies.list().await?;
             Ok(legacy(json!({ "keys": names, "policies": names })))
         }
-        "policies/acl" if matches!(op, Read | List) => Ok(Response::data(json!({ "keys": state.policies.list().await? }))),
+        "policies/acl" if matches!(op, Read | List) => {
+            Ok(Response::data(json!({ "keys": state.policies.list().await? })))
+        }
         "capabilities" if write => capabilities(state, req, None).await,
         "capabilities-self" if write => capabilities(state, req, token).await,
         "capabilities-accessor" if write => {
             let accessor = Fields(&req.data).required_string("accessor")?;
-            let entry = state.tokens.lookup_accessor(&accessor).await?.ok_or_else(|| CoreError::invalid("invalid accessor"))?;
+            let entry = state
+                .tokens
+                .lookup_accessor(&accessor)
+                .await?
+                .ok_or_else(|| CoreError::invalid("invalid accessor"))?;
             capabilities(state, req, Some(&entry)).await
         }
         "rotate" if write => {
@@ -54,9 +60,9 @@ pub async fn handle(
             Ok(Response::empty())
         }
         "step-down" if write => Ok(Response::empty()),
-        "replication/status" if op == Read => {
-            Ok(Response::data(json!({ "dr": { "mode": "disabled" }, "performance": { "mode": "disabled" } })))
-        }
+        "replication/status" if op == Read => Ok(Response::data(
+            json!({ "dr": { "mode": "disabled" }, "performance": { "mode": "disabled" } }),
+        )),
         "replication/dr/status" | "replication/performance/status" if op == Read => {
             Ok(Response::data(json!({ "mode": "disabled" })))
         }
@@ -80,7 +86,10 @@ pub async fn handle(
 
 /// Legacy endpoints repeat `data` at the top level.
 fn legacy(data: Value) -> Response {
-    Response { legacy_top_level: true, ..Response::data(data) }
+    Response {
+        legacy_top_level: true,
+        ..Response::data(data)
+    }
 }
 
 fn auth_table() -> Value {
@@ -101,13 +110,21 @@ fn auth_table() -> Value {
 
 async fn list_mounts(state: &Unsealed) -> Result<Response, CoreError> {
     let table = state.mounts.read().await;
-    let map: Map<String, Value> = table.entries.iter().map(|m| (m.path.clone(), m.to_json())).collect();
+    let map: Map<String, Value> = table
+        .entries
+        .iter()
+        .map(|m| (m.path.clone(), m.to_json()))
+        .collect();
     Ok(legacy(Value::Object(map)))
 }
 
 async fn ui_mounts(state: &Unsealed) -> Result<Response, CoreError> {
     let table = state.mounts.read().await;
-    let secret: Map<String, Value> = table.entries.iter().map(|m| (m.path.clone(), m.to_json())).collect();
+    let secret: Map<String, Value> = table
+        .entries
+        .iter()
+        .map(|m| (m.path.clone(), m.to_json()))
+        .collect();
     Ok(Response::data(json!({ "secret": secret, "auth": auth_table() })))
 }
 
@@ -132,14 +149,26 @@ async fn mount_op(core: &Core, state: &Unsealed, req: &Request, path: &str) -> R
         Operation::Create | Operation::Update => {
             let mount_type = f.required_string("type")?;
             if !matches!(mount_type.as_str(), "kv" | "kv-v1" | "kv-v2" | "generic") {
-                return Err(CoreError::invalid(format!("plugin not found in the catalog: {mount_type}")));
+                return Err(CoreError::invalid(format!(
+                    "plugin not found in the catalog: {mount_type}"
+                )));
             }
             let normalized = normalize(path);
-            if ["sys/", "auth/", "cubbyhole/", "identity/"].iter().any(|p| normalized.starts_with(p)) {
-                return Err(CoreError::invalid(format!("cannot mount at reserved path \"{normalized}\"")));
+            if ["sys/", "auth/", "cubbyhole/", "identity/"]
+                .iter()
+                .any(|p| normalized.starts_with(p))
+            {
+                return Err(CoreError::invalid(format!(
+                    "cannot mount at reserved path \"{normalized}\""
+                )));
             }
             let options: BTreeMap<String, String> = f.string_map("options")?.unwrap_or_default();
-            let mut entry = MountEntry::new(path, &mount_type, &f.string("description").unwrap_or_default(), options);
+            let mut entry = MountEntry::new(
+                path,
+                &mount_type,
+                &f.string("description").unwrap_or_default(),
+                options,
+            );
             if let Some(Value::Object(config)) = req.data.get("config") {
                 let cf = Fields(config);
                 entry.config.default_lease_ttl = cf.duration_secs("default_lease_ttl")?.unwrap_or(0);
@@ -149,7 +178,10 @@ async fn mount_op(core: &Core, state: &Unsealed, req: &Request, path: &str) -> R
             entry.seal_wrap = f.bool("seal_wrap")?.unwrap_or(false);
             let mut table = state.mounts.write().await;
             if let Some(existing) = table.conflicts(path) {
-                return Err(CoreError::invalid(format!("path is already in use at {}", existing.path)));
+                return Err(CoreError::invalid(format!(
+                    "path is already in use at {}",
+                    existing.path
+                )));
             }
             table.entries.push(entry);
             core.save_mounts(&table).await?;
@@ -157,18 +189,26 @@ async fn mount_op(core: &Core, state: &Unsealed, req: &Request, path: &str) -> R
         }
         Operation::Delete => {
             let mut table = state.mounts.write().await;
-            let Some(entry) = table.get(path).cloned() else { return Ok(Response::empty()) };
+            let Some(entry) = table.get(path).cloned() else {
+                return Ok(Response::empty());
+            };
             if !matches!(entry.mount_type.as_str(), "kv") {
                 return Err(CoreError::invalid(format!("cannot unmount \"{}\"", entry.path)));
             }
             table.entries.retain(|m| m.path != entry.path);
-            core.barrier().write(vec![WriteOp::DeletePrefix { prefix: entry.storage_prefix() }]).await?;
+            core.barrier()
+                .write(vec![WriteOp::DeletePrefix {
+                    prefix: entry.storage_prefix(),
+                }])
+                .await?;
             core.save_mounts(&table).await?;
             Ok(Response::empty())
         }
         Operation::Read => {
             let table = state.mounts.read().await;
-            let entry = table.get(path).ok_or_else(|| CoreError::invalid(format!("no mount entry found at path \"{path}\"")))?;
+            let entry = table
+                .get(path)
+                .ok_or_else(|| CoreError::invalid(format!("no mount entry found at path \"{path}\"")))?;
             Ok(Response::data(entry.to_json()))
         }
         _ => Err(CoreError::UnsupportedOperation),
@@ -203,8 +243,13 @@ async fn tune(core: &Core, state: &Unsealed, req: &Request, path: &str) -> Resul
                 entry.description = d;
             }
             if let Some(options) = f.string_map("options")? {
-                if entry.mount_type == "kv" && options.get("version").map(String::as_str) == Some("1") && entry.kv_version() == 2 {
-                    return Err(CoreError::invalid("cannot downgrade mount from KV version 2 to version 1"));
+                if entry.mount_type == "kv"
+                    && options.get("version").map(String::as_str) == Some("1")
+                    && entry.kv_version() == 2
+                {
+                    return Err(CoreError::invalid(
+                        "cannot downgrade mount from KV version 2 to version 1",
+                    ));
                 }
                 entry.options.extend(options);
             }
@@ -215,17 +260,30 @@ async fn tune(core: &Core, state: &Unsealed, req: &Request, path: &str) -> Resul
     }
 }
 
-async fn policy_op(state: &Unsealed, req: &Request, name: &str, body_field: &str) -> Result<Response, CoreError> {
+async fn policy_op(
+    state: &Unsealed,
+    req: &Request,
+    name: &str,
+    body_field: &str,
+) -> Result<Response, CoreError> {
     let name = name.to_lowercase();
     match req.operation {
         Operation::Read => {
             if name == "root" {
                 let data = json!({ "name": "root", body_field: "" });
-                return Ok(if body_field == "rules" { legacy(data) } else { Response::data(data) });
+                return Ok(if body_field == "rules" {
+                    legacy(data)
+                } else {
+                    Response::data(data)
+                });
             }
             let policy = state.policies.get(&name).await?.ok_or(CoreError::NotFound)?;
             let data = json!({ "name": policy.name, body_field: policy.raw });
-            Ok(if body_field == "rules" { legacy(data) } else { Response::data(data) })
+            Ok(if body_field == "rules" {
+                legacy(data)
+            } else {
+                Response::data(data)
+            })
         }
         Operation::Create | Operation::Update => {
             let f = Fields(&req.data);
@@ -244,16 +302,27 @@ async fn policy_op(state: &Unsealed, req: &Request, name: &str, body_field: &str
     }
 }
 
-async fn capabilities(state: &Unsealed, req: &Request, who: Option<&TokenEntry>) -> Result<Response, CoreError> {
+async fn capabilities(
+    state: &Unsealed,
+    req: &Request,
+    who: Option<&TokenEntry>,
+) -> Result<Response, CoreError> {
     let f = Fields(&req.data);
     let entry = match who {
         Some(e) => e.clone(),
         None => {
             let token = f.required_string("token")?;
-            state.tokens.lookup(&token).await?.ok_or_else(|| CoreError::invalid("invalid token"))?
+            state
+                .tokens
+                .lookup(&token)
+                .await?
+                .ok_or_else(|| CoreError::invalid("invalid token"))?
         }
     };
-    let paths = f.string_list("paths").or_else(|| f.string_list("path")).unwrap_or_default();
+    let paths = f
+        .string_list("paths")
+        .or_else(|| f.string_list("path"))
+        .unwrap_or_default();
     if paths.is_empty() {
         return Err(CoreError::invalid("missing paths"));
     }

@@ -36,29 +36,55 @@ pub async fn handle(
     let f = Fields(&req.data);
     let write = matches!(req.operation, Operation::Create | Operation::Update);
     match rest {
-        "create" | "create-orphan" if write => create(core, state, caller, req, rest == "create-orphan", None).await,
+        "create" | "create-orphan" if write => {
+            create(core, state, caller, req, rest == "create-orphan", None).await
+        }
         "lookup-self" if matches!(req.operation, Operation::Read) || write => {
             Ok(Response::data(caller.lookup_data(req.client_token.as_deref())))
         }
         "lookup" if matches!(req.operation, Operation::Read) || write => {
             let text = f.required_string("token")?;
-            let entry = state.tokens.lookup(&text).await?.ok_or_else(|| CoreError::invalid("bad token"))?;
+            let entry = state
+                .tokens
+                .lookup(&text)
+                .await?
+                .ok_or_else(|| CoreError::invalid("bad token"))?;
             Ok(Response::data(entry.lookup_data(Some(&text))))
         }
         "lookup-accessor" if write => {
             let accessor = f.required_string("accessor")?;
-            let entry = state.tokens.lookup_accessor(&accessor).await?.ok_or_else(|| CoreError::invalid("invalid accessor"))?;
+            let entry = state
+                .tokens
+                .lookup_accessor(&accessor)
+                .await?
+                .ok_or_else(|| CoreError::invalid("invalid accessor"))?;
             Ok(Response::data(entry.lookup_data(None)))
         }
-        "renew-self" if write => renew(state, caller, req, req.client_token.as_deref().unwrap_or_default()).await,
+        "renew-self" if write => {
+            renew(
+                state,
+                caller,
+                req,
+                req.client_token.as_deref().unwrap_or_default(),
+            )
+            .await
+        }
         "renew" if write => {
             let text = f.required_string("token")?;
-            let entry = state.tokens.lookup(&text).await?.ok_or_else(|| CoreError::invalid("invalid token"))?;
+            let entry = state
+                .tokens
+                .lookup(&text)
+                .await?
+                .ok_or_else(|| CoreError::invalid("invalid token"))?;
             renew(state, &entry, req, &text).await
         }
         "renew-accessor" if write => {
             let accessor = f.required_string("accessor")?;
-            let entry = state.tokens.lookup_accessor(&accessor).await?.ok_or_else(|| CoreError::invalid("invalid accessor"))?;
+            let entry = state
+                .tokens
+                .lookup_accessor(&accessor)
+                .await?
+                .ok_or_else(|| CoreError::invalid("invalid accessor"))?;
             renew(state, &entry, req, "").await
         }
         "revoke-self" if write => revoke(state, caller, false).await,
@@ -126,7 +152,9 @@ fn auth_block(token: &str, entry: &TokenEntry) -> Auth {
 
 async fn load_role(core: &Core, name: &str) -> Result<Option<Role>, CoreError> {
     match core.barrier().get(&format!("{ROLE_PREFIX}{name}")).await? {
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| CoreError::Internal(e.to_string())),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| CoreError::Internal(e.to_string())),
         None => Ok(None),
     }
 }
@@ -158,23 +186,34 @@ async fn create(
         if policies.is_empty() {
             policies = role.allowed_policies.clone();
         } else if !role.allowed_policies.is_empty() {
-            if let Some(bad) = policies.iter().find(|p| *p != "default" && !role.allowed_policies.contains(p)) {
-                return Err(CoreError::invalid(format!("token policies ([{bad}]) must be subset of the role's allowed policies")));
+            if let Some(bad) = policies
+                .iter()
+                .find(|p| *p != "default" && !role.allowed_policies.contains(p))
+            {
+                return Err(CoreError::invalid(format!(
+                    "token policies ([{bad}]) must be subset of the role's allowed policies"
+                )));
             }
         }
         if let Some(bad) = policies.iter().find(|p| role.disallowed_policies.contains(p)) {
-            return Err(CoreError::invalid(format!("token policy ({bad}) is disallowed by this role")));
+            return Err(CoreError::invalid(format!(
+                "token policy ({bad}) is disallowed by this role"
+            )));
         }
     } else if policies.is_empty() {
         policies = parent.policies.clone();
     } else if !parent_root {
         let allowed: Vec<&String> = parent.policies.iter().collect();
         if let Some(bad) = policies.iter().find(|p| *p != "default" && !allowed.contains(p)) {
-            return Err(CoreError::invalid(format!("child policies must be subset of parent: {bad} is not in the parent's policies")));
+            return Err(CoreError::invalid(format!(
+                "child policies must be subset of parent: {bad} is not in the parent's policies"
+            )));
         }
     }
     if policies.iter().any(|p| p == "root") && !parent_root {
-        return Err(CoreError::invalid("root tokens may not be created by a non-root token"));
+        return Err(CoreError::invalid(
+            "root tokens may not be created by a non-root token",
+        ));
     }
     if !no_default && !policies.iter().any(|p| p == "root") && !policies.iter().any(|p| p == "default") {
         policies.push("default".into());
@@ -184,7 +223,9 @@ async fn create(
 
     let no_parent = f.bool("no_parent")?.unwrap_or(false);
     if no_parent && !parent_root && !orphan_endpoint {
-        return Err(CoreError::invalid("root or sudo privileges required to create orphan token"));
+        return Err(CoreError::invalid(
+            "root or sudo privileges required to create orphan token",
+        ));
     }
     let orphan = orphan_endpoint || no_parent || role.as_ref().is_some_and(|r| r.orphan);
     let requested = f.string("type");
@@ -209,14 +250,22 @@ async fn create(
     }
     let mut explicit_max_ttl = f.duration_secs("explicit_max_ttl")?.unwrap_or(0);
     if let Some(r) = role.as_ref().filter(|r| r.explicit_max_ttl > 0) {
-        explicit_max_ttl = if explicit_max_ttl == 0 { r.explicit_max_ttl } else { explicit_max_ttl.min(r.explicit_max_ttl) };
+        explicit_max_ttl = if explicit_max_ttl == 0 {
+            r.explicit_max_ttl
+        } else {
+            explicit_max_ttl.min(r.explicit_max_ttl)
+        };
     }
     let mut period = f.duration_secs("period")?.unwrap_or(0);
     if let Some(r) = role.as_ref().filter(|r| r.period > 0) {
         period = r.period;
     }
     let display = f.string("display_name").unwrap_or_default();
-    let display_name = if display.is_empty() { "token".to_string() } else { format!("token-{display}") };
+    let display_name = if display.is_empty() {
+        "token".to_string()
+    } else {
+        format!("token-{display}")
+    };
     let request = TokenRequest {
         id: f.string("id").filter(|s| !s.is_empty()),
         policies,
@@ -237,16 +286,29 @@ async fn create(
         role: role_name.map(str::to_string),
     };
     if request.id.is_some() && !parent_root {
-        return Err(CoreError::invalid("root or sudo privileges required to specify token id"));
+        return Err(CoreError::invalid(
+            "root or sudo privileges required to specify token id",
+        ));
     }
     let (text, entry) = state.tokens.create(Some(parent), request).await?;
-    Ok(Response { auth: Some(auth_block(&text, &entry)), ..Response::empty() })
+    Ok(Response {
+        auth: Some(auth_block(&text, &entry)),
+        ..Response::empty()
+    })
 }
 
-async fn renew(state: &Unsealed, entry: &TokenEntry, req: &Request, text: &str) -> Result<Response, CoreError> {
+async fn renew(
+    state: &Unsealed,
+    entry: &TokenEntry,
+    req: &Request,
+    text: &str,
+) -> Result<Response, CoreError> {
     let increment = Fields(&req.data).duration_secs("increment")?;
     let renewed = state.tokens.renew(entry, increment).await?;
-    Ok(Response { auth: Some(auth_block(text, &renewed)), ..Response::empty() })
+    Ok(Response {
+        auth: Some(auth_block(text, &renewed)),
+        ..Response::empty()
+    })
 }
 
 async fn revoke(state: &Unsealed, entry: &TokenEntry, orphan: bool) -> Result<Response, CoreError> {
@@ -302,15 +364,25 @@ async fn role_op(core: &Core, req: &Request, name: &str) -> Result<Response, Cor
                 role.renewable = v;
             }
             if let Some(v) = f.string("token_type") {
-                if !matches!(v.as_str(), "service" | "batch" | "default-service" | "default-batch" | "default") {
+                if !matches!(
+                    v.as_str(),
+                    "service" | "batch" | "default-service" | "default-batch" | "default"
+                ) {
                     return Err(CoreError::invalid(format!("invalid 'token_type' value \"{v}\"")));
                 }
-                role.token_type = if v == "default" { "default-service".into() } else { v };
+                role.token_type = if v == "default" {
+                    "default-service".into()
+                } else {
+                    v
+                };
             }
             if let Some(v) = f.duration_secs("token_period")?.or(f.duration_secs("period")?) {
                 role.period = v;
             }
-            if let Some(v) = f.duration_secs("token_explicit_max_ttl")?.or(f.duration_secs("explicit_max_ttl")?) {
+            if let Some(v) = f
+                .duration_secs("token_explicit_max_ttl")?
+                .or(f.duration_secs("explicit_max_ttl")?)
+            {
                 role.explicit_max_ttl = v;
             }
             if let Some(v) = f.duration_secs("token_ttl")? {

@@ -21,7 +21,9 @@ fn cipher(key: &[u8]) -> Aes256Gcm {
 /// Encrypts `plain` under `key` with `aad` bound in: `[version][nonce][ciphertext]`.
 pub fn seal(key: &[u8], aad: &[u8], plain: &[u8]) -> Vec<u8> {
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-    let ct = cipher(key).encrypt(&nonce, Payload { msg: plain, aad }).expect("AES-GCM encryption cannot fail");
+    let ct = cipher(key)
+        .encrypt(&nonce, Payload { msg: plain, aad })
+        .expect("AES-GCM encryption cannot fail");
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
     out.push(VERSION);
     out.extend_from_slice(&nonce);
@@ -35,7 +37,15 @@ pub fn open(key: &[u8], aad: &[u8], blob: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let nonce = Nonce::from_slice(&blob[1..1 + NONCE_LEN]);
-    cipher(key).decrypt(nonce, Payload { msg: &blob[1 + NONCE_LEN..], aad }).ok()
+    cipher(key)
+        .decrypt(
+            nonce,
+            Payload {
+                msg: &blob[1 + NONCE_LEN..],
+                aad,
+            },
+        )
+        .ok()
 }
 
 /// Encrypts a barrier entry: `[version][term u32 BE][nonce][ciphertext]`.
@@ -74,7 +84,9 @@ pub mod b64 {
     /// Reads base64 into bytes.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)
     }
 }
 

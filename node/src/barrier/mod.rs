@@ -101,7 +101,10 @@ pub struct Barrier {
 impl Barrier {
     /// A sealed barrier over `physical`.
     pub fn new(physical: Arc<dyn Physical>) -> Self {
-        Self { physical, state: RwLock::new(None) }
+        Self {
+            physical,
+            state: RwLock::new(None),
+        }
     }
 
     /// The store underneath, for the few plaintext entries (seal configuration).
@@ -121,12 +124,21 @@ impl Barrier {
             return Err(BarrierError::AlreadyInitialized);
         }
         let root_key = Zeroizing::new(random_key());
-        let keyring =
-            Keyring { active_term: 1, keys: vec![TermKey { term: 1, key: random_key(), install_time: Utc::now() }] };
+        let keyring = Keyring {
+            active_term: 1,
+            keys: vec![TermKey {
+                term: 1,
+                key: random_key(),
+                install_time: Utc::now(),
+            }],
+        };
         let sealed_keyring = seal_keyring(&root_key, &keyring);
         self.physical
             .write(vec![
-                WriteOp::Put { key: KEYRING_PATH.into(), value: sealed_keyring },
+                WriteOp::Put {
+                    key: KEYRING_PATH.into(),
+                    value: sealed_keyring,
+                },
                 WriteOp::Put {
                     key: ROOT_KEY_PATH.into(),
                     value: seal_bytes(unseal_key, ROOT_KEY_PATH.as_bytes(), &root_key),
@@ -143,8 +155,14 @@ impl Barrier {
     }
 
     async fn open_root_key(&self, unseal_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, BarrierError> {
-        let blob = self.physical.get(ROOT_KEY_PATH).await?.ok_or(BarrierError::NotInitialized)?;
-        open(unseal_key, ROOT_KEY_PATH.as_bytes(), &blob).map(Zeroizing::new).ok_or(BarrierError::InvalidKey)
+        let blob = self
+            .physical
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        open(unseal_key, ROOT_KEY_PATH.as_bytes(), &blob)
+            .map(Zeroizing::new)
+            .ok_or(BarrierError::InvalidKey)
     }
 
     /// Opens the barrier with the unseal key.
@@ -156,7 +174,11 @@ impl Barrier {
     }
 
     async fn load_keyring(&self, root_key: &[u8]) -> Result<Keyring, BarrierError> {
-        let blob = self.physical.get(KEYRING_PATH).await?.ok_or(BarrierError::NotInitialized)?;
+        let blob = self
+            .physical
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
         let plain = Zeroizing::new(
             open(root_key, KEYRING_PATH.as_bytes(), &blob)
                 .ok_or_else(|| BarrierError::Corrupt(KEYRING_PATH.into()))?,
@@ -177,7 +199,9 @@ impl Barrier {
     /// Reads and decrypts one entry.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
         self.ensure_unsealed().await?;
-        let Some(blob) = self.physical.get(key).await? else { return Ok(None) };
+        let Some(blob) = self.physical.get(key).await? else {
+            return Ok(None);
+        };
         if key.starts_with(PLAINTEXT_PREFIX) {
             return Ok(Some(blob));
         }
@@ -205,7 +229,10 @@ impl Barrier {
         self.reload_keyring().await?;
         let guard = self.state.read().await;
         let state = guard.as_ref().ok_or(BarrierError::Sealed)?;
-        let tk = state.keyring.key(term).ok_or_else(|| BarrierError::Corrupt(key.into()))?;
+        let tk = state
+            .keyring
+            .key(term)
+            .ok_or_else(|| BarrierError::Corrupt(key.into()))?;
         crypto::open_term(&tk.key, key.as_bytes(), blob).ok_or_else(|| BarrierError::Corrupt(key.into()))
     }
 
@@ -244,7 +271,11 @@ impl Barrier {
 
     /// Convenience for one encrypted put.
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), BarrierError> {
-        self.write(vec![WriteOp::Put { key: key.into(), value }]).await
+        self.write(vec![WriteOp::Put {
+            key: key.into(),
+            value,
+        }])
+        .await
     }
 
     /// Convenience for one delete.
@@ -261,10 +292,15 @@ impl Barrier {
 
     /// Reverses [`Barrier::encrypt_value`]; `None` for a forged or foreign value.
     pub async fn decrypt_value(&self, aad: &[u8], blob: &[u8]) -> Result<Option<Vec<u8>>, BarrierError> {
-        let Some(term) = crypto::term_of(blob) else { return Ok(None) };
+        let Some(term) = crypto::term_of(blob) else {
+            return Ok(None);
+        };
         let guard = self.state.read().await;
         let state = guard.as_ref().ok_or(BarrierError::Sealed)?;
-        Ok(state.keyring.key(term).and_then(|tk| crypto::open_term(&tk.key, aad, blob)))
+        Ok(state
+            .keyring
+            .key(term)
+            .and_then(|tk| crypto::open_term(&tk.key, aad, blob)))
     }
 
     /// Adds a new term key and makes it active; old terms still decrypt old entries.
@@ -274,9 +310,15 @@ impl Barrier {
         let mut keyring = self.load_keyring(&state.root_key).await?;
         let term = keyring.keys.iter().map(|k| k.term).max().unwrap_or(0) + 1;
         let install_time = Utc::now();
-        keyring.keys.push(TermKey { term, key: random_key(), install_time });
+        keyring.keys.push(TermKey {
+            term,
+            key: random_key(),
+            install_time,
+        });
         keyring.active_term = term;
-        self.physical.put(KEYRING_PATH, seal_keyring(&state.root_key, &keyring)).await?;
+        self.physical
+            .put(KEYRING_PATH, seal_keyring(&state.root_key, &keyring))
+            .await?;
         state.keyring = keyring;
         Ok(KeyStatus { term, install_time })
     }
@@ -285,7 +327,10 @@ impl Barrier {
     pub async fn key_status(&self) -> Result<KeyStatus, BarrierError> {
         let guard = self.state.read().await;
         let active = guard.as_ref().ok_or(BarrierError::Sealed)?.keyring.active();
-        Ok(KeyStatus { term: active.term, install_time: active.install_time })
+        Ok(KeyStatus {
+            term: active.term,
+            install_time: active.install_time,
+        })
     }
 
     /// Re-protects the root key under a new unseal key (rekey, seal migration).
@@ -318,10 +363,16 @@ mod tests {
     #[tokio::test]
     async fn values_are_ciphertext_underneath() {
         let (physical, barrier, _) = fresh().await;
-        barrier.put("secret/a", b"hunter2-plaintext".to_vec()).await.unwrap();
+        barrier
+            .put("secret/a", b"hunter2-plaintext".to_vec())
+            .await
+            .unwrap();
         let raw = physical.get("secret/a").await.unwrap().unwrap();
         assert!(!raw.windows(7).any(|w| w == b"hunter2"));
-        assert_eq!(barrier.get("secret/a").await.unwrap().unwrap(), b"hunter2-plaintext");
+        assert_eq!(
+            barrier.get("secret/a").await.unwrap().unwrap(),
+            b"hunter2-plaintext"
+        );
         let root = physical.get(ROOT_KEY_PATH).await.unwrap().unwrap();
         assert_ne!(root.len(), 0);
     }
@@ -332,7 +383,10 @@ mod tests {
         barrier.put("x", b"1".to_vec()).await.unwrap();
         barrier.seal().await;
         assert!(matches!(barrier.get("x").await, Err(BarrierError::Sealed)));
-        assert!(matches!(barrier.unseal(&random_key()).await, Err(BarrierError::InvalidKey)));
+        assert!(matches!(
+            barrier.unseal(&random_key()).await,
+            Err(BarrierError::InvalidKey)
+        ));
         barrier.unseal(&key).await.unwrap();
         assert_eq!(barrier.get("x").await.unwrap().unwrap(), b"1");
     }

@@ -85,7 +85,11 @@ pub fn capability_names(bits: u16) -> Vec<String> {
     if bits & cap::DENY != 0 {
         return vec!["deny".into()];
     }
-    cap::NAMES.iter().filter(|(_, b)| bits & b != 0).map(|(n, _)| n.to_string()).collect()
+    cap::NAMES
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(n, _)| n.to_string())
+        .collect()
 }
 
 impl Policy {
@@ -101,7 +105,10 @@ impl Policy {
         let mut rules = Vec::new();
         for block in body.blocks() {
             if block.identifier() != "path" {
-                return Err(PolicyError::Syntax(format!("unexpected block \"{}\"", block.identifier())));
+                return Err(PolicyError::Syntax(format!(
+                    "unexpected block \"{}\"",
+                    block.identifier()
+                )));
             }
             let pattern = block
                 .labels()
@@ -113,11 +120,15 @@ impl Policy {
                 match attr.key() {
                     "capabilities" => {
                         let hcl::Expression::Array(items) = attr.expr() else {
-                            return Err(PolicyError::Syntax(format!("path \"{pattern}\": capabilities must be a list")));
+                            return Err(PolicyError::Syntax(format!(
+                                "path \"{pattern}\": capabilities must be a list"
+                            )));
                         };
                         for item in items {
                             let hcl::Expression::String(c) = item else {
-                                return Err(PolicyError::Syntax(format!("path \"{pattern}\": capabilities must be strings")));
+                                return Err(PolicyError::Syntax(format!(
+                                    "path \"{pattern}\": capabilities must be strings"
+                                )));
                             };
                             bits |= capability_bit(c).ok_or_else(|| PolicyError::UnknownCapability {
                                 path: pattern.clone(),
@@ -127,38 +138,73 @@ impl Policy {
                     }
                     "policy" => {
                         let hcl::Expression::String(v) = attr.expr() else {
-                            return Err(PolicyError::Syntax(format!("path \"{pattern}\": policy must be a string")));
+                            return Err(PolicyError::Syntax(format!(
+                                "path \"{pattern}\": policy must be a string"
+                            )));
                         };
-                        bits |= legacy_bits(v).ok_or_else(|| PolicyError::UnknownLegacy(pattern.clone(), v.clone()))?;
+                        bits |= legacy_bits(v)
+                            .ok_or_else(|| PolicyError::UnknownLegacy(pattern.clone(), v.clone()))?;
                     }
-                    "allowed_parameters" | "denied_parameters" | "required_parameters" | "min_wrapping_ttl"
-                    | "max_wrapping_ttl" | "control_group" | "mfa_methods" => {}
+                    "allowed_parameters"
+                    | "denied_parameters"
+                    | "required_parameters"
+                    | "min_wrapping_ttl"
+                    | "max_wrapping_ttl"
+                    | "control_group"
+                    | "mfa_methods" => {}
                     other => {
-                        return Err(PolicyError::Syntax(format!("path \"{pattern}\": invalid key \"{other}\"")));
+                        return Err(PolicyError::Syntax(format!(
+                            "path \"{pattern}\": invalid key \"{other}\""
+                        )));
                     }
                 }
             }
-            rules.push(PathRule { pattern, capabilities: bits });
+            rules.push(PathRule {
+                pattern,
+                capabilities: bits,
+            });
         }
-        Ok(Self { name: name.into(), raw: raw.into(), rules })
+        Ok(Self {
+            name: name.into(),
+            raw: raw.into(),
+            rules,
+        })
     }
 
     fn from_json(name: &str, raw: &str, json: &serde_json::Value) -> Result<Self, PolicyError> {
-        let paths = json.get("path").and_then(|p| p.as_object()).ok_or_else(|| PolicyError::Syntax("no \"path\" object".into()))?;
+        let paths = json
+            .get("path")
+            .and_then(|p| p.as_object())
+            .ok_or_else(|| PolicyError::Syntax("no \"path\" object".into()))?;
         let mut rules = Vec::new();
         for (pattern, body) in paths {
             let mut bits = 0;
-            for c in body.get("capabilities").and_then(|c| c.as_array()).into_iter().flatten() {
+            for c in body
+                .get("capabilities")
+                .and_then(|c| c.as_array())
+                .into_iter()
+                .flatten()
+            {
                 let c = c.as_str().unwrap_or_default();
-                bits |= capability_bit(c)
-                    .ok_or_else(|| PolicyError::UnknownCapability { path: pattern.clone(), capability: c.into() })?;
+                bits |= capability_bit(c).ok_or_else(|| PolicyError::UnknownCapability {
+                    path: pattern.clone(),
+                    capability: c.into(),
+                })?;
             }
             if let Some(v) = body.get("policy").and_then(|p| p.as_str()) {
-                bits |= legacy_bits(v).ok_or_else(|| PolicyError::UnknownLegacy(pattern.clone(), v.into()))?;
+                bits |=
+                    legacy_bits(v).ok_or_else(|| PolicyError::UnknownLegacy(pattern.clone(), v.into()))?;
             }
-            rules.push(PathRule { pattern: pattern.clone(), capabilities: bits });
+            rules.push(PathRule {
+                pattern: pattern.clone(),
+                capabilities: bits,
+            });
         }
-        Ok(Self { name: name.into(), raw: raw.into(), rules })
+        Ok(Self {
+            name: name.into(),
+            raw: raw.into(),
+            rules,
+        })
     }
 }
 
@@ -265,7 +311,11 @@ impl Acl {
             return *bits;
         }
         let mut best: Option<&str> = None;
-        for pattern in self.rules.keys().filter(|p| is_wild(p) && pattern_matches(p, path)) {
+        for pattern in self
+            .rules
+            .keys()
+            .filter(|p| is_wild(p) && pattern_matches(p, path))
+        {
             if best.is_none_or(|b| lower_priority(b, pattern)) {
                 best = Some(pattern);
             }
@@ -291,7 +341,14 @@ pub fn requires_sudo(path: &str) -> bool {
         "sys/storage/raft/snapshot-force",
         "auth/token/accessors/",
     ];
-    const PREFIX: &[&str] = &["sys/raw/", "sys/audit/", "sys/auth/", "sys/leases/revoke-prefix/", "sys/leases/revoke-force/", "auth/token/revoke-orphan"];
+    const PREFIX: &[&str] = &[
+        "sys/raw/",
+        "sys/audit/",
+        "sys/auth/",
+        "sys/leases/revoke-prefix/",
+        "sys/leases/revoke-force/",
+        "auth/token/revoke-orphan",
+    ];
     EXACT.contains(&path) || PREFIX.iter().any(|p| path.starts_with(p))
 }
 
@@ -353,7 +410,10 @@ pub struct PolicyStore {
 impl PolicyStore {
     /// A store with an empty cache.
     pub fn new(barrier: Arc<Barrier>) -> Self {
-        Self { barrier, cache: RwLock::new(HashMap::new()) }
+        Self {
+            barrier,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Loads a policy by name; the built-ins `default` and `response-wrapping` exist
@@ -364,15 +424,16 @@ impl PolicyStore {
         }
         let policy = match self.barrier.get(&format!("{POLICY_PREFIX}{name}")).await? {
             Some(bytes) => {
-                let stored: StoredPolicy =
-                    serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("policy {name}: {e}")))?;
+                let stored: StoredPolicy = serde_json::from_slice(&bytes)
+                    .map_err(|e| CoreError::Internal(format!("policy {name}: {e}")))?;
                 Policy::parse(name, &stored.policy).map_err(|e| CoreError::Internal(e.to_string()))?
             }
             None => match name {
-                "default" => Policy::parse(name, DEFAULT_POLICY).map_err(|e| CoreError::Internal(e.to_string()))?,
-                "response-wrapping" => {
-                    Policy::parse(name, RESPONSE_WRAPPING_POLICY).map_err(|e| CoreError::Internal(e.to_string()))?
+                "default" => {
+                    Policy::parse(name, DEFAULT_POLICY).map_err(|e| CoreError::Internal(e.to_string()))?
                 }
+                "response-wrapping" => Policy::parse(name, RESPONSE_WRAPPING_POLICY)
+                    .map_err(|e| CoreError::Internal(e.to_string()))?,
                 _ => return Ok(None),
             },
         };
@@ -387,10 +448,18 @@ impl PolicyStore {
             return Err(CoreError::invalid("cannot update \"root\" policy"));
         }
         let policy = Policy::parse(name, raw).map_err(|e| CoreError::invalid(e.to_string()))?;
-        let stored = serde_json::to_vec(&StoredPolicy { name: name.into(), policy: raw.into() })
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.barrier.put(&format!("{POLICY_PREFIX}{name}"), stored).await?;
-        self.cache.write().await.insert(name.to_string(), Arc::new(policy));
+        let stored = serde_json::to_vec(&StoredPolicy {
+            name: name.into(),
+            policy: raw.into(),
+        })
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.barrier
+            .put(&format!("{POLICY_PREFIX}{name}"), stored)
+            .await?;
+        self.cache
+            .write()
+            .await
+            .insert(name.to_string(), Arc::new(policy));
         Ok(())
     }
 
@@ -439,7 +508,11 @@ impl PolicyStore {
             return Ok(vec!["root".into()]);
         }
         let bits = self.acl_for(policies).await?.capabilities(path);
-        Ok(if bits == 0 { vec!["deny".into()] } else { capability_names(bits) })
+        Ok(if bits == 0 {
+            vec!["deny".into()]
+        } else {
+            capability_names(bits)
+        })
     }
 
     /// Refuses the request unless the token's policies allow it.
@@ -481,13 +554,11 @@ mod tests {
 
     #[test]
     fn exact_beats_glob_and_deny_wins() {
-        let a = acl(
-            r#"
+        let a = acl(r#"
             path "secret/data/app/*" { capabilities = ["read", "list"] }
             path "secret/data/app/admin" { capabilities = ["deny"] }
             path "secret/metadata/app/*" { capabilities = ["list"] }
-        "#,
-        );
+        "#);
         assert_eq!(a.capabilities("secret/data/app/db"), cap::READ | cap::LIST);
         assert_eq!(a.capabilities("secret/data/app/admin"), cap::DENY);
         assert_eq!(a.capabilities("secret/data/other"), 0);
@@ -506,13 +577,11 @@ mod tests {
 
     #[test]
     fn priority_prefers_later_wildcards_and_longer_patterns() {
-        let a = acl(
-            r#"
+        let a = acl(r#"
             path "secret/*" { capabilities = ["read"] }
             path "secret/data/*" { capabilities = ["update"] }
             path "+/data/app" { capabilities = ["delete"] }
-        "#,
-        );
+        "#);
         assert_eq!(a.capabilities("secret/data/app"), cap::UPDATE);
         assert_eq!(a.capabilities("secret/other"), cap::READ);
     }
@@ -520,7 +589,10 @@ mod tests {
     #[test]
     fn bad_policies_are_rejected_with_reasons() {
         let err = Policy::parse("x", r#"path "x" { capabilities = ["bogus"] }"#).unwrap_err();
-        assert_eq!(err.to_string(), "failed to parse policy: path \"x\": path \"x\": invalid capability \"bogus\"");
+        assert_eq!(
+            err.to_string(),
+            "failed to parse policy: path \"x\": path \"x\": invalid capability \"bogus\""
+        );
         let err = Policy::parse("x", "path \"x\" {\n capabilities = [\"read\"\n").unwrap_err();
         assert!(err.to_string().contains("failed to parse policy"), "{err}");
         assert!(Policy::parse("d", DEFAULT_POLICY).is_ok());

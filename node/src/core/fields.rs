@@ -19,13 +19,17 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = 0f64;
     let mut rest = text;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let value: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -83,7 +87,9 @@ impl<'a> Fields<'a> {
             Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
                 "true" | "1" | "t" | "yes" => Ok(Some(true)),
                 "false" | "0" | "f" | "no" | "" => Ok(Some(false)),
-                _ => Err(CoreError::invalid(format!("error converting input {s} for field \"{name}\": expected a boolean"))),
+                _ => Err(CoreError::invalid(format!(
+                    "error converting input {s} for field \"{name}\": expected a boolean"
+                ))),
             },
             Some(_) => Err(CoreError::invalid(format!("field \"{name}\" must be a boolean"))),
         }
@@ -100,7 +106,9 @@ impl<'a> Fields<'a> {
                 .ok_or_else(|| CoreError::invalid(format!("field \"{name}\" must be an integer"))),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
             Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
-                CoreError::invalid(format!("error converting input {s} for field \"{name}\": expected an integer"))
+                CoreError::invalid(format!(
+                    "error converting input {s} for field \"{name}\": expected an integer"
+                ))
             }),
             Some(_) => Err(CoreError::invalid(format!("field \"{name}\" must be an integer"))),
         }

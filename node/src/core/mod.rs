@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard, RwLock};
 
 use crate::barrier::Barrier;
+use crate::raft::RaftStore;
 use crate::storage::Physical;
 use acl::PolicyStore;
 use mounts::{MountTable, MOUNTS_PATH};
@@ -59,6 +60,8 @@ pub struct Unsealed {
     pub mounts: RwLock<MountTable>,
     pub policies: PolicyStore,
     pub cluster: ClusterIdentity,
+    /// When this node last unsealed (reported as `active_time`).
+    pub unsealed_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Serializes read-modify-write cycles on the same key (KV v2 versions, CAS).
@@ -68,7 +71,9 @@ pub struct KeyLocks {
 
 impl KeyLocks {
     fn new(n: usize) -> Self {
-        Self { stripes: (0..n).map(|_| Arc::new(Mutex::new(()))).collect() }
+        Self {
+            stripes: (0..n).map(|_| Arc::new(Mutex::new(()))).collect(),
+        }
     }
 
     /// Locks the stripe `key` hashes to.
@@ -89,18 +94,35 @@ pub struct Core {
     unsealed: RwLock<Option<Arc<Unsealed>>>,
     /// Per-key locks for backends that read before they write.
     pub key_locks: KeyLocks,
+    /// Integrated Storage, when configured (None for inmem).
+    raft: Option<Arc<RaftStore>>,
 }
 
 impl Core {
-    /// A sealed core over `physical`.
+    /// A sealed core over in-memory or other non-replicated storage.
     pub fn new(physical: Arc<dyn Physical>, info: NodeInfo) -> Arc<Self> {
+        Self::build(physical, info, None)
+    }
+
+    /// A sealed core over Integrated Storage.
+    pub fn with_raft(raft: Arc<RaftStore>, info: NodeInfo) -> Arc<Self> {
+        Self::build(raft.clone(), info, Some(raft))
+    }
+
+    fn build(physical: Arc<dyn Physical>, info: NodeInfo, raft: Option<Arc<RaftStore>>) -> Arc<Self> {
         Arc::new(Self {
             barrier: Arc::new(Barrier::new(physical)),
             info,
             unseal_progress: Mutex::new(Default::default()),
             unsealed: RwLock::new(None),
             key_locks: KeyLocks::new(256),
+            raft,
         })
+    }
+
+    /// The Raft node, when this core runs on Integrated Storage.
+    pub fn raft(&self) -> Option<&Arc<RaftStore>> {
+        self.raft.as_ref()
     }
 
     /// The barrier, for backends.
@@ -121,18 +143,25 @@ impl Core {
     async fn load_unsealed(&self) -> Result<Arc<Unsealed>, CoreError> {
         let tokens = TokenStore::load(self.barrier.clone()).await?;
         let mounts = match self.barrier.get(MOUNTS_PATH).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("mount table: {e}")))?,
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| CoreError::Internal(format!("mount table: {e}")))?,
             None => MountTable::initial(),
         };
         let cluster = match self.barrier.get(CLUSTER_PATH).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("cluster identity: {e}")))?,
-            None => return Err(CoreError::Internal("cluster identity missing from storage".into())),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| CoreError::Internal(format!("cluster identity: {e}")))?,
+            None => {
+                return Err(CoreError::Internal(
+                    "cluster identity missing from storage".into(),
+                ))
+            }
         };
         Ok(Arc::new(Unsealed {
             tokens,
             mounts: RwLock::new(mounts),
             policies: PolicyStore::new(self.barrier.clone()),
             cluster,
+            unsealed_at: chrono::Utc::now(),
         }))
     }
 
@@ -143,13 +172,25 @@ impl Core {
     }
 
     /// Authenticates, authorizes and routes one logical request.
-    pub async fn handle(&self, req: Request) -> Result<Response, CoreError> {
+    pub async fn handle(&self, mut req: Request) -> Result<Response, CoreError> {
         let state = self.state().await?;
+        if !self.is_active() {
+            return Err(CoreError::Standby);
+        }
+        crate::backends::refine_operation(self, &state, &mut req).await?;
         let token = if acl::is_unauthenticated(&req.path) {
             None
         } else {
-            let text = req.client_token.as_deref().filter(|t| !t.is_empty()).ok_or(CoreError::PermissionDenied)?;
-            let entry = state.tokens.lookup(text).await?.ok_or(CoreError::PermissionDenied)?;
+            let text = req
+                .client_token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .ok_or(CoreError::PermissionDenied)?;
+            let entry = state
+                .tokens
+                .lookup(text)
+                .await?
+                .ok_or(CoreError::PermissionDenied)?;
             state.policies.authorize(&entry, &req).await?;
             Some(entry)
         };
@@ -163,6 +204,10 @@ impl Core {
     /// Looks up the caller's token entry for endpoints that act on "self".
     pub async fn caller(&self, state: &Unsealed, req: &Request) -> Result<TokenEntry, CoreError> {
         let text = req.client_token.as_deref().ok_or(CoreError::PermissionDenied)?;
-        state.tokens.lookup(text).await?.ok_or(CoreError::PermissionDenied)
+        state
+            .tokens
+            .lookup(text)
+            .await?
+            .ok_or(CoreError::PermissionDenied)
     }
 }

@@ -37,7 +37,12 @@ pub struct MountEntry {
 
 impl MountEntry {
     /// A new entry with fresh identifiers; `kv-v2` becomes `kv` with version 2, as Vault does.
-    pub fn new(path: &str, mount_type: &str, description: &str, mut options: BTreeMap<String, String>) -> Self {
+    pub fn new(
+        path: &str,
+        mount_type: &str,
+        description: &str,
+        mut options: BTreeMap<String, String>,
+    ) -> Self {
         let mount_type = match mount_type {
             "kv-v2" => {
                 options.insert("version".into(), "2".into());
@@ -85,7 +90,11 @@ impl MountEntry {
 
     /// The JSON shape `sys/mounts` and `sys/internal/ui/mounts` use.
     pub fn to_json(&self) -> Value {
-        let options = if self.mount_type == "kv" { json!(self.options) } else { Value::Null };
+        let options = if self.mount_type == "kv" {
+            json!(self.options)
+        } else {
+            Value::Null
+        };
         json!({
             "accessor": self.accessor,
             "config": {
@@ -124,9 +133,19 @@ impl MountTable {
     pub fn initial() -> Self {
         Self {
             entries: vec![
-                MountEntry::new("cubbyhole/", "cubbyhole", "per-token private secret storage", BTreeMap::new()),
+                MountEntry::new(
+                    "cubbyhole/",
+                    "cubbyhole",
+                    "per-token private secret storage",
+                    BTreeMap::new(),
+                ),
                 MountEntry::new("identity/", "identity", "identity store", BTreeMap::new()),
-                MountEntry::new("sys/", "system", "system endpoints used for control, policy and debugging", BTreeMap::new()),
+                MountEntry::new(
+                    "sys/",
+                    "system",
+                    "system endpoints used for control, policy and debugging",
+                    BTreeMap::new(),
+                ),
             ],
         }
     }
@@ -149,7 +168,9 @@ impl MountTable {
     /// Whether `path` would overlap an existing mount.
     pub fn conflicts(&self, path: &str) -> Option<&MountEntry> {
         let path = normalize(path);
-        self.entries.iter().find(|m| m.path.starts_with(&path) || path.starts_with(&m.path))
+        self.entries
+            .iter()
+            .find(|m| m.path.starts_with(&path) || path.starts_with(&m.path))
     }
 }
 
@@ -160,8 +181,12 @@ mod tests {
     #[test]
     fn routes_longest_prefix() {
         let mut table = MountTable::initial();
-        table.entries.push(MountEntry::new("secret", "kv-v2", "", BTreeMap::new()));
-        table.entries.push(MountEntry::new("secret/deep", "kv", "", BTreeMap::new()));
+        table
+            .entries
+            .push(MountEntry::new("secret", "kv-v2", "", BTreeMap::new()));
+        table
+            .entries
+            .push(MountEntry::new("secret/deep", "kv", "", BTreeMap::new()));
         let (m, rest) = table.route("secret/data/app").unwrap();
         assert_eq!((m.path.as_str(), rest), ("secret/", "data/app"));
         assert_eq!(m.kv_version(), 2);

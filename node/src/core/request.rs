@@ -54,7 +54,13 @@ pub struct Request {
 impl Request {
     /// A request with an empty body.
     pub fn new(operation: Operation, path: impl Into<String>) -> Self {
-        Self { operation, path: path.into(), data: Map::new(), client_token: None, wrap_ttl: None }
+        Self {
+            operation,
+            path: path.into(),
+            data: Map::new(),
+            client_token: None,
+            wrap_ttl: None,
+        }
     }
 
     /// Builder: attach a token.
@@ -122,7 +128,10 @@ impl Response {
     /// A response with `data`.
     pub fn data(data: Value) -> Self {
         match data {
-            Value::Object(map) => Self { data: Some(map), ..Self::default() },
+            Value::Object(map) => Self {
+                data: Some(map),
+                ..Self::default()
+            },
             _ => Self::default(),
         }
     }

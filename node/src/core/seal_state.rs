@@ -84,7 +84,10 @@ pub struct HealthQuery {
 /// Decodes an unseal key share given as hex or standard base64.
 fn decode_share(key: &str) -> Option<Vec<u8>> {
     let key = key.trim();
-    hex::decode(key).ok().filter(|b| !b.is_empty()).or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
+    hex::decode(key)
+        .ok()
+        .filter(|b| !b.is_empty())
+        .or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
 }
 
 impl Core {
@@ -110,7 +113,10 @@ impl Core {
         let state = self.unsealed.read().await.clone();
         let progress = self.unseal_progress.lock().await;
         Ok(SealStatus {
-            seal_type: config.as_ref().map(|c| c.seal_type.clone()).unwrap_or_else(|| "shamir".into()),
+            seal_type: config
+                .as_ref()
+                .map(|c| c.seal_type.clone())
+                .unwrap_or_else(|| "shamir".into()),
             initialized,
             sealed: state.is_none(),
             t: config.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
@@ -128,7 +134,11 @@ impl Core {
     }
 
     /// `PUT sys/init`: creates keys, the root token and the initial tables.
-    pub async fn init(&self, req: InitRequest, root_token_id: Option<String>) -> Result<InitResponse, CoreError> {
+    pub async fn init(
+        &self,
+        req: InitRequest,
+        root_token_id: Option<String>,
+    ) -> Result<InitResponse, CoreError> {
         if self.is_initialized().await? {
             return Err(CoreError::invalid("Vault is already initialized"));
         }
@@ -138,20 +148,33 @@ impl Core {
             ));
         }
         if req.pgp_keys.as_ref().is_some_and(|k| !k.is_empty()) || !req.root_token_pgp_key.is_empty() {
-            return Err(CoreError::invalid("PGP-encrypted key shares are not supported by labnode"));
+            return Err(CoreError::invalid(
+                "PGP-encrypted key shares are not supported by labnode",
+            ));
         }
         let config = SealConfig::shamir(req.secret_shares, req.secret_threshold)
             .map_err(|e| CoreError::invalid(format!("invalid seal configuration: {e}")))?;
         let unseal_key = zeroize::Zeroizing::new(random_key());
         let shares = seal::split(&unseal_key, config.secret_shares, config.secret_threshold);
 
+        if let Some(raft) = &self.raft {
+            if !raft
+                .is_bootstrapped()
+                .map_err(|e| CoreError::Internal(e.to_string()))?
+            {
+                raft.bootstrap()
+                    .await
+                    .map_err(|e| CoreError::Internal(format!("failed to bootstrap raft: {e}")))?;
+            }
+        }
         self.barrier.initialize(&unseal_key).await?;
         let cluster = ClusterIdentity {
-            name: self
-                .info
-                .cluster_name
-                .clone()
-                .unwrap_or_else(|| format!("vault-cluster-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])),
+            name: self.info.cluster_name.clone().unwrap_or_else(|| {
+                format!(
+                    "vault-cluster-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                )
+            }),
             id: uuid::Uuid::new_v4().to_string(),
         };
         let cluster_bytes = serde_json::to_vec(&cluster).map_err(|e| CoreError::Internal(e.to_string()))?;
@@ -162,12 +185,18 @@ impl Core {
         root_req.id = root_token_id;
         let (root_token, _) = tokens.create(None, root_req).await?;
         let config_bytes = serde_json::to_vec(&config).map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.barrier.physical().put(SEAL_CONFIG_PATH, config_bytes).await?;
-        self.barrier.seal().await;
+        self.barrier
+            .physical()
+            .put(SEAL_CONFIG_PATH, config_bytes)
+            .await?;
+        self.seal().await;
 
         Ok(InitResponse {
             keys: shares.iter().map(hex::encode).collect(),
-            keys_base64: shares.iter().map(|s| base64::engine::general_purpose::STANDARD.encode(s)).collect(),
+            keys_base64: shares
+                .iter()
+                .map(|s| base64::engine::general_purpose::STANDARD.encode(s))
+                .collect(),
             recovery_keys: vec![],
             recovery_keys_base64: vec![],
             root_token,
@@ -186,20 +215,23 @@ impl Core {
             *self.unseal_progress.lock().await = Default::default();
             return self.seal_status().await;
         }
-        let key = key
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| CoreError::invalid("'key' must be specified in request body as JSON, or 'reset' set to true"))?;
+        let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
+            CoreError::invalid("'key' must be specified in request body as JSON, or 'reset' set to true")
+        })?;
         if self.unsealed.read().await.is_some() {
             return self.seal_status().await;
         }
-        let share = decode_share(key).ok_or_else(|| CoreError::invalid("'key' must be a valid hex or base64 string"))?;
+        let share = decode_share(key)
+            .ok_or_else(|| CoreError::invalid("'key' must be a valid hex or base64 string"))?;
         let combined = {
             let mut progress = self.unseal_progress.lock().await;
             if progress.shares.contains(&share) {
                 return Err(CoreError::invalid("given key share is a duplicate"));
             }
             if progress.shares.first().is_some_and(|s| s.len() != share.len()) {
-                return Err(CoreError::invalid("invalid key: key share has the wrong length for this seal"));
+                return Err(CoreError::invalid(
+                    "invalid key: key share has the wrong length for this seal",
+                ));
             }
             if progress.shares.is_empty() {
                 progress.nonce = uuid::Uuid::new_v4().to_string();
@@ -213,9 +245,18 @@ impl Core {
             seal::combine(&shares, config.secret_threshold).map_err(|e| CoreError::invalid(e.to_string()))?
         };
         let combined = zeroize::Zeroizing::new(combined);
+        if let Some(raft) = &self.raft {
+            if self.barrier.verify_unseal_key(&combined).await.is_ok() {
+                raft.start()
+                    .await
+                    .map_err(|e| CoreError::Internal(format!("failed to start raft: {e}")))?;
+            }
+        }
         match self.barrier.unseal(&combined).await {
             Ok(()) => {}
-            Err(BarrierError::InvalidKey) => return Err(CoreError::invalid("cipher: message authentication failed")),
+            Err(BarrierError::InvalidKey) => {
+                return Err(CoreError::invalid("cipher: message authentication failed"))
+            }
             Err(e) => return Err(e.into()),
         }
         self.post_unseal().await?;
@@ -246,16 +287,22 @@ impl Core {
         }
     }
 
-    /// Seals this node: forgets every key and the unsealed state.
+    /// Seals this node: forgets every key and the unsealed state, and leaves the
+    /// Raft cluster's consensus (a sealed node neither votes nor leads).
     pub async fn seal(&self) {
         *self.unsealed.write().await = None;
         self.barrier.seal().await;
+        if let Some(raft) = &self.raft {
+            if let Err(e) = raft.stop().await {
+                tracing::warn!(error = %e, "stopping raft while sealing");
+            }
+        }
         tracing::info!("vault is sealed");
     }
 
     /// Whether this node serves requests itself (single node, or the Raft leader).
     pub fn is_active(&self) -> bool {
-        true
+        self.raft.as_ref().is_none_or(|r| r.is_leader())
     }
 
     /// `GET sys/health`: the status code and body.
@@ -294,14 +341,42 @@ impl Core {
     /// `GET sys/leader`.
     pub async fn leader(&self) -> Result<Value, CoreError> {
         self.state().await?;
+        let Some(raft) = &self.raft else {
+            return Ok(json!({
+                "ha_enabled": false,
+                "is_self": false,
+                "active_time": "0001-01-01T00:00:00Z",
+                "leader_address": "",
+                "leader_cluster_address": "",
+                "performance_standby": false,
+                "performance_standby_last_remote_wal": 0,
+            }));
+        };
+        let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
+        let (leader_address, leader_cluster_address) = status
+            .leader
+            .as_ref()
+            .map(|l| (l.api_addr.clone(), format!("https://{}", l.cluster_addr)))
+            .unwrap_or_default();
         Ok(json!({
-            "ha_enabled": false,
-            "is_self": false,
-            "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "",
-            "leader_cluster_address": "",
+            "ha_enabled": true,
+            "is_self": status.is_leader,
+            "active_time": if status.is_leader { self.active_since().await } else { "0001-01-01T00:00:00Z".into() },
+            "leader_address": leader_address,
+            "leader_cluster_address": leader_cluster_address,
             "performance_standby": false,
             "performance_standby_last_remote_wal": 0,
+            "raft_committed_index": status.committed_index,
+            "raft_applied_index": status.applied_index,
         }))
+    }
+
+    async fn active_since(&self) -> String {
+        self.unsealed
+            .read()
+            .await
+            .as_ref()
+            .map(|s| super::tokens::rfc3339(s.unsealed_at))
+            .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
     }
 }

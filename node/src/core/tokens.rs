@@ -88,7 +88,11 @@ impl TokenEntry {
     /// The `data` of `auth/token/lookup*`.
     pub fn lookup_data(&self, token: Option<&str>) -> Value {
         let now = Utc::now().timestamp();
-        let rfc = |t: i64| Utc.timestamp_opt(t, 0).single().map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+        let rfc = |t: i64| {
+            Utc.timestamp_opt(t, 0)
+                .single()
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        };
         let mut data = json!({
             "accessor": self.accessor,
             "creation_time": self.creation_time,
@@ -161,7 +165,9 @@ impl TokenRequest {
 pub fn random_base62(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Persists and resolves tokens through the barrier.
@@ -202,7 +208,11 @@ impl TokenStore {
         let mut entry = TokenEntry {
             id_hash: String::new(),
             accessor: String::new(),
-            parent_hash: if req.orphan { None } else { parent.map(|p| p.id_hash.clone()).filter(|h| !h.is_empty()) },
+            parent_hash: if req.orphan {
+                None
+            } else {
+                parent.map(|p| p.id_hash.clone()).filter(|h| !h.is_empty())
+            },
             policies: req.policies,
             path: req.path,
             meta: req.meta,
@@ -232,7 +242,10 @@ impl TokenStore {
                 entry.renewable = false;
                 let plain = serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?;
                 let sealed = self.barrier.encrypt_value(BATCH_AAD, &plain).await?;
-                let token = format!("hvb.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed));
+                let token = format!(
+                    "hvb.{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
+                );
                 Ok((token, entry))
             }
             TokenType::Service => {
@@ -241,19 +254,30 @@ impl TokenStore {
                     _ => format!("hvs.{}", random_base62(24)),
                 };
                 entry.id_hash = self.hash(&token);
-                if self.barrier.get(&format!("{ID_PREFIX}{}", entry.id_hash)).await?.is_some() {
+                if self
+                    .barrier
+                    .get(&format!("{ID_PREFIX}{}", entry.id_hash))
+                    .await?
+                    .is_some()
+                {
                     return Err(CoreError::invalid("cannot create a token with a duplicate ID"));
                 }
                 entry.accessor = random_base62(24);
                 let mut ops = vec![
-                    WriteOp::Put { key: format!("{ID_PREFIX}{}", entry.id_hash), value: encode(&entry)? },
+                    WriteOp::Put {
+                        key: format!("{ID_PREFIX}{}", entry.id_hash),
+                        value: encode(&entry)?,
+                    },
                     WriteOp::Put {
                         key: format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)),
                         value: entry.id_hash.clone().into_bytes(),
                     },
                 ];
                 if let Some(parent_hash) = &entry.parent_hash {
-                    ops.push(WriteOp::Put { key: format!("{PARENT_PREFIX}{parent_hash}/{}", entry.id_hash), value: vec![] });
+                    ops.push(WriteOp::Put {
+                        key: format!("{PARENT_PREFIX}{parent_hash}/{}", entry.id_hash),
+                        value: vec![],
+                    });
                 }
                 self.barrier.write(ops).await?;
                 Ok((token, entry))
@@ -265,8 +289,12 @@ impl TokenStore {
     pub async fn lookup(&self, token: &str) -> Result<Option<TokenEntry>, CoreError> {
         let now = Utc::now().timestamp();
         let entry = if let Some(blob) = token.strip_prefix("hvb.") {
-            let Ok(sealed) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(blob) else { return Ok(None) };
-            let Some(plain) = self.barrier.decrypt_value(BATCH_AAD, &sealed).await? else { return Ok(None) };
+            let Ok(sealed) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(blob) else {
+                return Ok(None);
+            };
+            let Some(plain) = self.barrier.decrypt_value(BATCH_AAD, &sealed).await? else {
+                return Ok(None);
+            };
             serde_json::from_slice::<TokenEntry>(&plain).ok()
         } else {
             self.entry_by_hash(&self.hash(token)).await?
@@ -284,7 +312,11 @@ impl TokenStore {
 
     /// Resolves an accessor to its entry.
     pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<TokenEntry>, CoreError> {
-        match self.barrier.get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor))).await? {
+        match self
+            .barrier
+            .get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor)))
+            .await?
+        {
             Some(hash) => self.entry_by_hash(&String::from_utf8_lossy(&hash)).await,
             None => Ok(None),
         }
@@ -300,7 +332,9 @@ impl TokenStore {
         }
         let mut updated = entry.clone();
         updated.num_uses -= 1;
-        self.barrier.put(&format!("{ID_PREFIX}{}", entry.id_hash), encode(&updated)?).await?;
+        self.barrier
+            .put(&format!("{ID_PREFIX}{}", entry.id_hash), encode(&updated)?)
+            .await?;
         Ok(())
     }
 
@@ -322,24 +356,38 @@ impl TokenStore {
             if let Some(mut entry) = self.entry_by_hash(&child).await? {
                 entry.parent_hash = None;
                 entry.orphan = true;
-                self.barrier.put(&format!("{ID_PREFIX}{child}"), encode(&entry)?).await?;
+                self.barrier
+                    .put(&format!("{ID_PREFIX}{child}"), encode(&entry)?)
+                    .await?;
             }
         }
         self.delete_entry(hash, true).await
     }
 
     async fn delete_entry(&self, hash: &str, with_children_index: bool) -> Result<(), CoreError> {
-        let Some(entry) = self.entry_by_hash(hash).await? else { return Ok(()) };
+        let Some(entry) = self.entry_by_hash(hash).await? else {
+            return Ok(());
+        };
         let mut ops = vec![
-            WriteOp::Delete { key: format!("{ID_PREFIX}{hash}") },
-            WriteOp::Delete { key: format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)) },
-            WriteOp::DeletePrefix { prefix: format!("cubbyhole/{hash}/") },
+            WriteOp::Delete {
+                key: format!("{ID_PREFIX}{hash}"),
+            },
+            WriteOp::Delete {
+                key: format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)),
+            },
+            WriteOp::DeletePrefix {
+                prefix: format!("cubbyhole/{hash}/"),
+            },
         ];
         if let Some(parent) = &entry.parent_hash {
-            ops.push(WriteOp::Delete { key: format!("{PARENT_PREFIX}{parent}/{hash}") });
+            ops.push(WriteOp::Delete {
+                key: format!("{PARENT_PREFIX}{parent}/{hash}"),
+            });
         }
         if with_children_index {
-            ops.push(WriteOp::DeletePrefix { prefix: format!("{PARENT_PREFIX}{hash}/") });
+            ops.push(WriteOp::DeletePrefix {
+                prefix: format!("{PARENT_PREFIX}{hash}/"),
+            });
         }
         self.barrier.write(ops).await?;
         Ok(())
@@ -354,7 +402,11 @@ impl TokenStore {
             return Err(CoreError::invalid("invalid lease ID"));
         }
         let now = Utc::now().timestamp();
-        let base = if entry.period > 0 { entry.period } else { increment.filter(|i| *i > 0).unwrap_or(entry.creation_ttl) };
+        let base = if entry.period > 0 {
+            entry.period
+        } else {
+            increment.filter(|i| *i > 0).unwrap_or(entry.creation_ttl)
+        };
         let mut expire = now + base as i64;
         if entry.explicit_max_ttl > 0 {
             expire = expire.min(entry.creation_time + entry.explicit_max_ttl as i64);
@@ -362,7 +414,9 @@ impl TokenStore {
         expire = expire.min(now + DEFAULT_TTL_SECS as i64);
         let mut updated = entry.clone();
         updated.expire_time = Some(expire);
-        self.barrier.put(&format!("{ID_PREFIX}{}", entry.id_hash), encode(&updated)?).await?;
+        self.barrier
+            .put(&format!("{ID_PREFIX}{}", entry.id_hash), encode(&updated)?)
+            .await?;
         Ok(updated)
     }
 
@@ -386,7 +440,13 @@ fn effective_ttl(req: &TokenRequest) -> u64 {
     if req.policies.iter().any(|p| p == "root") && req.ttl == 0 && req.period == 0 {
         return 0;
     }
-    let mut ttl = if req.period > 0 { req.period } else if req.ttl > 0 { req.ttl } else { DEFAULT_TTL_SECS };
+    let mut ttl = if req.period > 0 {
+        req.period
+    } else if req.ttl > 0 {
+        req.ttl
+    } else {
+        DEFAULT_TTL_SECS
+    };
     if req.explicit_max_ttl > 0 {
         ttl = ttl.min(req.explicit_max_ttl);
     }
@@ -428,7 +488,10 @@ mod tests {
     #[tokio::test]
     async fn revoking_a_parent_revokes_children() {
         let s = store().await;
-        let (root, root_entry) = s.create(None, TokenRequest::root("auth/token/root")).await.unwrap();
+        let (root, root_entry) = s
+            .create(None, TokenRequest::root("auth/token/root"))
+            .await
+            .unwrap();
         assert!(root.starts_with("hvs.") && root.len() == 28);
         let (parent, parent_entry) = s.create(Some(&root_entry), child(&["default"])).await.unwrap();
         let (kid, _) = s.create(Some(&parent_entry), child(&["default"])).await.unwrap();

@@ -208,6 +208,12 @@ impl RaftStore {
         network::router(self.clone())
     }
 
+    /// Whether consensus runs here and this node leads; cheap enough for every request.
+    pub fn is_leader(&self) -> bool {
+        self.raft()
+            .is_some_and(|raft| raft.metrics().borrow().current_leader == Some(self.id))
+    }
+
     /// A point-in-time view for `operator raft list-peers` and health endpoints.
     pub fn status(&self) -> Result<RaftStatus, RaftError> {
         let committed = self.committed.load(Ordering::Relaxed);

@@ -35,17 +35,27 @@ impl SealConfig {
     /// A Shamir configuration after checking the bounds Vault enforces.
     pub fn shamir(shares: u64, threshold: u64) -> Result<Self, SealError> {
         if shares == 0 || threshold == 0 {
-            return Err(SealError::InvalidConfig("shares and threshold must be at least 1".into()));
+            return Err(SealError::InvalidConfig(
+                "shares and threshold must be at least 1".into(),
+            ));
         }
         if threshold > shares {
-            return Err(SealError::InvalidConfig("threshold cannot be larger than shares".into()));
+            return Err(SealError::InvalidConfig(
+                "threshold cannot be larger than shares".into(),
+            ));
         }
         if shares > 255 {
             return Err(SealError::InvalidConfig("shares cannot be more than 255".into()));
         }
         if shares > 1 && threshold == 1 {
-            return Err(SealError::InvalidConfig("threshold must be greater than one for multiple shares".into()));
+            return Err(SealError::InvalidConfig(
+                "threshold must be greater than one for multiple shares".into(),
+            ));
         }
-        Ok(Self { seal_type: "shamir".into(), secret_shares: shares as u8, secret_threshold: threshold as u8 })
+        Ok(Self {
+            seal_type: "shamir".into(),
+            secret_shares: shares as u8,
+            secret_threshold: threshold as u8,
+        })
     }
 }

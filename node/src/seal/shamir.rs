@@ -12,7 +12,11 @@ pub fn split(secret: &[u8], shares: u8, threshold: u8) -> Vec<Vec<u8>> {
     if shares == 1 {
         return vec![secret.to_vec()];
     }
-    Sharks(threshold).dealer(secret).take(shares as usize).map(|s| Vec::from(&s)).collect()
+    Sharks(threshold)
+        .dealer(secret)
+        .take(shares as usize)
+        .map(|s| Vec::from(&s))
+        .collect()
 }
 
 /// Recombines shares; `threshold` shares must be given, all distinct.
@@ -28,7 +32,9 @@ pub fn combine(parts: &[Vec<u8>], threshold: u8) -> Result<Vec<u8>, SealError> {
         .map(|p| Share::try_from(p.as_slice()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SealError::InvalidShares(format!("invalid key share: {e}")))?;
-    Sharks(threshold).recover(shares.iter()).map_err(|e| SealError::InvalidShares(e.to_string()))
+    Sharks(threshold)
+        .recover(shares.iter())
+        .map_err(|e| SealError::InvalidShares(e.to_string()))
 }
 
 #[cfg(test)]
@@ -41,7 +47,10 @@ mod tests {
         let parts = split(&secret, 5, 3);
         assert_eq!(parts.len(), 5);
         assert_eq!(combine(&parts[1..4], 3).unwrap(), secret);
-        assert_eq!(combine(&[parts[0].clone(), parts[4].clone(), parts[2].clone()], 3).unwrap(), secret);
+        assert_eq!(
+            combine(&[parts[0].clone(), parts[4].clone(), parts[2].clone()], 3).unwrap(),
+            secret
+        );
         assert_ne!(combine(&parts[..2], 2).unwrap(), secret);
     }
 

@@ -1,6 +1,17 @@
 //! Wires config, storage, core and the HTTP listeners into a running node.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::{self, Config, ListenerConfig, SealConfig, StorageConfig};
+use crate::core::{Core, InitRequest, NodeInfo, Operation, Request};
+use crate::raft::{RaftOptions, RaftStore};
+use crate::storage::InmemStorage;
 
 /// What `labnode server` was asked to run.
 #[derive(Debug, Clone)]
@@ -22,12 +33,285 @@ pub struct ServerOptions {
 #[non_exhaustive]
 pub enum ServerError {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] config::ConfigError),
     #[error("{0}")]
     Startup(String),
 }
 
+fn startup(msg: impl Into<String>) -> ServerError {
+    ServerError::Startup(msg.into())
+}
+
+fn dev_config(opts: &ServerOptions) -> Config {
+    Config {
+        storage: StorageConfig::Inmem,
+        listeners: vec![ListenerConfig {
+            address: opts.dev_listen_address.clone(),
+            tls_disable: true,
+            ..ListenerConfig::default()
+        }],
+        seal: SealConfig::Shamir,
+        api_addr: None,
+        cluster_addr: None,
+        cluster_name: None,
+        ui: true,
+        log_level: None,
+        log_format: None,
+        disable_mlock: true,
+        sources: vec![],
+        warnings: vec![],
+    }
+}
+
+fn init_logging(level: &str, format: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn,hyper=warn,reqwest=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == Some("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Replaces an unspecified bind host with loopback so the advertised address is dialable.
+fn advertise(bind: &str) -> String {
+    match bind.parse::<SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+        _ => bind.to_string(),
+    }
+}
+
+/// `host:port` of a URL or plain address.
+fn host_port(addr: &str) -> String {
+    let no_scheme = addr.split_once("://").map(|(_, rest)| rest).unwrap_or(addr);
+    no_scheme.trim_end_matches('/').to_string()
+}
+
+/// The cluster port's bind address: configured, or the API port plus one.
+fn cluster_bind(listener: &ListenerConfig) -> Result<String, ServerError> {
+    if let Some(addr) = &listener.cluster_address {
+        return Ok(addr.clone());
+    }
+    let addr: SocketAddr = listener.address.parse().map_err(|_| {
+        startup(format!(
+            "listener address {:?} is not host:port",
+            listener.address
+        ))
+    })?;
+    Ok(SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)).to_string())
+}
+
+/// The node id from config, or the one generated on first start and kept under `path`.
+fn node_id(configured: Option<&str>, path: &Path) -> Result<String, ServerError> {
+    if let Some(id) = configured {
+        return Ok(id.to_string());
+    }
+    let file = path.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        return Ok(id.trim().to_string());
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::create_dir_all(path).map_err(|e| startup(format!("creating {}: {e}", path.display())))?;
+    std::fs::write(&file, &id).map_err(|e| startup(format!("writing {}: {e}", file.display())))?;
+    Ok(id)
+}
+
+async fn bind(addr: &str, what: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| startup(format!("failed to listen on {what} address {addr}: {e}")))
+}
+
 /// Runs a node until it receives SIGINT or SIGTERM.
-pub async fn run(_opts: ServerOptions) -> Result<(), ServerError> {
-    Err(ServerError::Startup("server is not implemented yet".into()))
+pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
+    let config = if opts.dev {
+        dev_config(&opts)
+    } else {
+        config::load(&opts.config_paths)?
+    };
+    let level = opts
+        .log_level
+        .clone()
+        .or(config.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    init_logging(&level, config.log_format.as_deref());
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if let SealConfig::AwsKms(_) = config.seal {
+        return Err(startup(
+            "seal \"awskms\" is not supported by this build yet; use the default shamir seal",
+        ));
+    }
+    let listener = config.listeners.first().cloned().unwrap_or_default();
+    if !listener.tls_disable {
+        return Err(startup(format!(
+            "listener {}: TLS is enabled (tls_disable = false) but this build serves plain HTTP only; set tls_disable = true",
+            listener.address
+        )));
+    }
+    let api_addr = config
+        .api_addr
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", advertise(&listener.address)));
+    let cluster_bind_addr = cluster_bind(&listener)?;
+    let cluster_addr = config
+        .cluster_addr
+        .as_deref()
+        .map(host_port)
+        .unwrap_or_else(|| advertise(&cluster_bind_addr));
+
+    let (core, raft) = match &config.storage {
+        StorageConfig::Raft(rc) => {
+            let name = node_id(rc.node_id.as_deref(), &rc.path)?;
+            let raft = RaftStore::open(RaftOptions {
+                node_id: name.clone(),
+                path: rc.path.clone(),
+                cluster_addr: cluster_addr.clone(),
+                api_addr: api_addr.clone(),
+                snapshot_threshold: rc.snapshot_threshold,
+                trailing_logs: rc.trailing_logs,
+                performance_multiplier: rc.performance_multiplier,
+            })
+            .await
+            .map_err(|e| startup(format!("opening raft storage at {}: {e}", rc.path.display())))?;
+            let info = NodeInfo {
+                api_addr: api_addr.clone(),
+                cluster_addr: cluster_addr.clone(),
+                node_id: name,
+                storage_type: "raft".into(),
+                cluster_name: config.cluster_name.clone(),
+            };
+            (Core::with_raft(raft.clone(), info), Some(raft))
+        }
+        StorageConfig::Inmem => {
+            let info = NodeInfo {
+                api_addr: api_addr.clone(),
+                cluster_addr: cluster_addr.clone(),
+                node_id: String::new(),
+                storage_type: "inmem".into(),
+                cluster_name: config.cluster_name.clone(),
+            };
+            (Core::new(Arc::new(InmemStorage::new()), info), None)
+        }
+    };
+
+    let api_listener = bind(&listener.address, "API").await?;
+    let cluster_listener = match &raft {
+        Some(_) => Some(bind(&cluster_bind_addr, "cluster").await?),
+        None => None,
+    };
+
+    if opts.dev {
+        dev_setup(&core, &opts.dev_root_token_id).await?;
+    }
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let (Some(raft), Some(listener)) = (&raft, cluster_listener) {
+        let app = raft.cluster_router();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.changed().await;
+                })
+                .await;
+        });
+        tracing::info!(address = %cluster_bind_addr, "cluster listener started");
+    }
+    tokio::spawn(reap_tokens(core.clone(), stop_rx.clone()));
+    let app = crate::http::router(core.clone(), listener.max_request_size as usize);
+    tracing::info!(address = %listener.address, api_addr = %api_addr, "API listener started");
+    let mut rx = stop_rx.clone();
+    let server = axum::serve(api_listener, app).with_graceful_shutdown(async move {
+        let _ = rx.changed().await;
+    });
+    tokio::select! {
+        result = server => result.map_err(|e| startup(format!("API listener failed: {e}")))?,
+        _ = &mut shutdown => tracing::info!("shutdown requested"),
+    }
+    let _ = stop_tx.send(true);
+    core.seal().await;
+    if let Some(raft) = raft {
+        let _ = raft.stop().await;
+    }
+    Ok(())
+}
+
+/// `-dev`: initialize with one key share, unseal, mount `secret/` as KV v2, print the credentials.
+async fn dev_setup(core: &Arc<Core>, root_token_id: &str) -> Result<(), ServerError> {
+    let init = core
+        .init(
+            InitRequest {
+                secret_shares: 1,
+                secret_threshold: 1,
+                ..Default::default()
+            },
+            Some(root_token_id.to_string()),
+        )
+        .await
+        .map_err(|e| startup(format!("dev init: {e}")))?;
+    core.unseal(init.keys.first().map(String::as_str), false)
+        .await
+        .map_err(|e| startup(format!("dev unseal: {e}")))?;
+    let mount = Request::new(Operation::Update, "sys/mounts/secret")
+        .with_token(init.root_token.clone())
+        .with_data(json!({ "type": "kv", "options": { "version": "2" } }));
+    core.handle(mount)
+        .await
+        .map_err(|e| startup(format!("dev mount: {e}")))?;
+    println!(
+        "WARNING! dev mode is enabled! In this mode, labnode runs entirely in-memory\nand starts unsealed with a single unseal key. The root token is already\nauthenticated to the CLI, so you can immediately begin using it.\n\nYou may need to set the following environment variables:\n\n    $ export VAULT_ADDR='{}'\n\nThe unseal key and root token are displayed below in case you want to\nseal/unseal the Vault or re-authenticate.\n\nUnseal Key: {}\nRoot Token: {}\n\nDevelopment mode should NOT be used in production installations!\n",
+        core.info().api_addr,
+        init.keys_base64.first().cloned().unwrap_or_default(),
+        init.root_token
+    );
+    Ok(())
+}
+
+/// Periodically revokes expired tokens on the active node.
+async fn reap_tokens(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if !core.is_active() {
+            continue;
+        }
+        if let Ok(state) = core.state().await {
+            match state.tokens.reap_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(count = n, "revoked expired tokens"),
+                Err(e) => tracing::warn!(error = %e, "token reaper"),
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

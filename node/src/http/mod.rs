@@ -1,0 +1,256 @@
+//! The `/v1` HTTP API: Vault's wire conventions over the logical core.
+//!
+//! Raw endpoints (init, seal-status, unseal, health, leader) answer flat JSON;
+//! everything else goes through [`Core::handle`] and comes back in the logical
+//! envelope, or as 204 when empty.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use crate::core::fields::parse_duration;
+use crate::core::{Core, CoreError, HealthQuery, InitRequest, Operation, Request, Response};
+
+/// Shared state of the API listener.
+#[derive(Clone)]
+pub struct ApiState {
+    pub core: Arc<Core>,
+}
+
+/// The API router for one node.
+pub fn router(core: Arc<Core>, max_request_size: usize) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .layer(DefaultBodyLimit::max(max_request_size))
+        .with_state(ApiState { core })
+}
+
+fn json_response(status: u16, body: &Value) -> HttpResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, body.to_string()).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// An error in Vault's `{"errors":[...]}` form.
+pub fn error_response(err: &CoreError) -> HttpResponse {
+    json_response(err.status(), &json!({ "errors": err.messages() }))
+}
+
+fn no_content() -> HttpResponse {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The envelope every logical response uses.
+pub fn envelope(resp: &Response) -> Value {
+    let wrapped = resp.wrap_info.is_some();
+    let mut body = json!({
+        "request_id": if wrapped { String::new() } else { uuid::Uuid::new_v4().to_string() },
+        "lease_id": resp.lease_id,
+        "renewable": resp.renewable,
+        "lease_duration": resp.lease_duration,
+        "data": if wrapped { Value::Null } else { resp.data.clone().map(Value::Object).unwrap_or(Value::Null) },
+        "wrap_info": resp.wrap_info,
+        "warnings": if resp.warnings.is_empty() { Value::Null } else { json!(resp.warnings) },
+        "auth": resp.auth,
+    });
+    if resp.legacy_top_level {
+        if let (Some(data), Value::Object(obj)) = (&resp.data, &mut body) {
+            for (k, v) in data {
+                obj.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    body
+}
+
+fn client_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim().to_string());
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
+/// Parses a request body: empty and `null` are `{}`; anything but an object is refused.
+fn parse_body(body: &Bytes) -> Result<Map<String, Value>, CoreError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err(CoreError::invalid(
+            "failed to parse JSON input: request body must be a JSON object",
+        )),
+        Err(e) => Err(CoreError::invalid(format!("failed to parse JSON input: {e}"))),
+    }
+}
+
+fn query_map(uri: &Uri) -> HashMap<String, String> {
+    uri.query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default()
+}
+
+fn query_bool(q: &HashMap<String, String>, name: &str) -> bool {
+    q.get(name)
+        .is_some_and(|v| v.is_empty() || matches!(v.as_str(), "true" | "1" | "t" | "True"))
+}
+
+fn query_code(q: &HashMap<String, String>, name: &str) -> Result<Option<u16>, CoreError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<u16>()
+            .map(Some)
+            .map_err(|_| CoreError::invalid(format!("unable to parse {name}: {v}"))),
+    }
+}
+
+async fn dispatch(
+    State(app): State<ApiState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HttpResponse {
+    let Some(path) = uri.path().strip_prefix("/v1/") else {
+        if uri.path() == "/" || uri.path().starts_with("/ui") {
+            return ui_page();
+        }
+        return json_response(404, &json!({ "errors": [] }));
+    };
+    let path = path.trim_start_matches('/').to_string();
+    match handle_v1(&app, &method, &path, &uri, &headers, &body).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn ui_page() -> HttpResponse {
+    let mut resp = (
+        StatusCode::OK,
+        "<!doctype html><title>labnode</title><h1>labnode</h1><p>The Vault-compatible API is served under /v1/.</p>",
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp
+}
+
+async fn handle_v1(
+    app: &ApiState,
+    method: &Method,
+    path: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<HttpResponse, CoreError> {
+    let core = &app.core;
+    let query = query_map(uri);
+    let is_write = *method == Method::PUT || *method == Method::POST;
+    match path {
+        "sys/init" if *method == Method::GET => {
+            return Ok(json_response(
+                200,
+                &json!({ "initialized": core.is_initialized().await? }),
+            ));
+        }
+        "sys/init" if is_write => {
+            let req: InitRequest = serde_json::from_value(Value::Object(parse_body(body)?))
+                .map_err(|e| CoreError::invalid(format!("failed to parse JSON input: {e}")))?;
+            let resp = core.init(req, None).await?;
+            return Ok(json_response(200, &json!(resp)));
+        }
+        "sys/seal-status" if *method == Method::GET => {
+            return Ok(json_response(200, &json!(core.seal_status().await?)));
+        }
+        "sys/unseal" if is_write => {
+            let data = parse_body(body)?;
+            let key = data.get("key").and_then(Value::as_str);
+            let reset = data.get("reset").and_then(Value::as_bool).unwrap_or(false);
+            return Ok(json_response(200, &json!(core.unseal(key, reset).await?)));
+        }
+        "sys/health" if *method == Method::GET || *method == Method::HEAD => {
+            let q = HealthQuery {
+                standbyok: query_bool(&query, "standbyok"),
+                perfstandbyok: query_bool(&query, "perfstandbyok"),
+                activecode: query_code(&query, "activecode")?,
+                standbycode: query_code(&query, "standbycode")?,
+                drsecondarycode: query_code(&query, "drsecondarycode")?,
+                performancestandbycode: query_code(&query, "performancestandbycode")?,
+                sealedcode: query_code(&query, "sealedcode")?,
+                uninitcode: query_code(&query, "uninitcode")?,
+            };
+            let (code, body) = core.health(&q).await?;
+            if *method == Method::HEAD {
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+                return Ok(status.into_response());
+            }
+            return Ok(json_response(code, &body));
+        }
+        "sys/leader" if *method == Method::GET => return Ok(json_response(200, &core.leader().await?)),
+        "sys/init" | "sys/seal-status" | "sys/unseal" | "sys/health" | "sys/leader" => {
+            return Err(CoreError::UnsupportedOperation);
+        }
+        _ => {}
+    }
+
+    let operation = match *method {
+        Method::GET if query_bool(&query, "list") => Operation::List,
+        Method::GET => Operation::Read,
+        Method::PUT | Method::POST => Operation::Update,
+        Method::DELETE => Operation::Delete,
+        Method::PATCH => Operation::Patch,
+        _ if method.as_str() == "LIST" => Operation::List,
+        _ => return Err(CoreError::UnsupportedOperation),
+    };
+    let mut data = parse_body(body)?;
+    if matches!(operation, Operation::Read | Operation::List | Operation::Delete) {
+        for (k, v) in &query {
+            if k != "list" {
+                data.entry(k.clone()).or_insert_with(|| Value::String(v.clone()));
+            }
+        }
+    }
+    let wrap_ttl = match headers.get("x-vault-wrap-ttl").and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(v) => Some(parse_duration(v).ok_or_else(|| {
+            CoreError::invalid(format!(
+                "error parsing X-Vault-Wrap-TTL header: invalid duration {v}"
+            ))
+        })?),
+    };
+    let req = Request {
+        operation,
+        path: path.to_string(),
+        data,
+        client_token: client_token(headers),
+        wrap_ttl,
+    };
+    let resp = core.handle(req).await?;
+    if let Some(status) = resp.status {
+        return Ok(json_response(status, &envelope(&resp)));
+    }
+    if resp.is_empty() {
+        return Ok(no_content());
+    }
+    Ok(json_response(200, &envelope(&resp)))
+}
