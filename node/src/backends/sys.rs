@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::core::fields::Fields;
 use crate::core::mounts::{normalize, MountEntry};
 use crate::core::tokens::{rfc3339, TokenEntry};
+use crate::core::wrapping;
 use crate::core::{Core, CoreError, Operation, Request, Response, Unsealed};
 use crate::storage::WriteOp;
 
@@ -60,6 +61,43 @@ pub async fn handle(
             Ok(Response::empty())
         }
         "step-down" if write => Ok(Response::empty()),
+        "wrapping/wrap" if write => {
+            if req.wrap_ttl.is_none() {
+                return Err(CoreError::invalid(
+                    "endpoint requires response wrapping to be used",
+                ));
+            }
+            Ok(Response::data(Value::Object(req.data.clone())))
+        }
+        "wrapping/unwrap" if write => {
+            let token = wrapping_token(req)?;
+            wrapping::unwrap(state, &token).await
+        }
+        "wrapping/lookup" if write || op == Read => wrapping::lookup(state, &wrapping_token(req)?).await,
+        "wrapping/rewrap" if write => wrapping::rewrap(state, &wrapping_token(req)?).await,
+        "generate-root-token/attempt" => match op {
+            Read => Ok(Response::data(core.generate_root_status().await?)),
+            Create | Update => {
+                let f = Fields(&req.data);
+                Ok(Response::data(
+                    core.generate_root_start(f.string("otp"), f.string("pgp_key"))
+                        .await?,
+                ))
+            }
+            Delete => {
+                core.generate_root_cancel().await;
+                Ok(Response::empty())
+            }
+            _ => Err(CoreError::UnsupportedOperation),
+        },
+        "generate-root-token/update" if write => {
+            let f = Fields(&req.data);
+            let key = f.required_string("key")?;
+            Ok(Response::data(
+                core.generate_root_update(&key, &f.string("nonce").unwrap_or_default())
+                    .await?,
+            ))
+        }
         "replication/status" if op == Read => Ok(Response::data(
             json!({ "dr": { "mode": "disabled" }, "performance": { "mode": "disabled" } }),
         )),
@@ -82,6 +120,15 @@ pub async fn handle(
             Err(CoreError::NoHandler(format!("sys/{rest}")))
         }
     }
+}
+
+/// The wrapping token of an unwrap/lookup/rewrap: the `token` field, else the caller's token.
+fn wrapping_token(req: &Request) -> Result<String, CoreError> {
+    Fields(&req.data)
+        .string("token")
+        .filter(|t| !t.is_empty())
+        .or_else(|| req.client_token.clone())
+        .ok_or_else(|| CoreError::invalid(wrapping::INVALID_WRAPPING_TOKEN))
 }
 
 /// Legacy endpoints repeat `data` at the top level.

@@ -7,10 +7,12 @@
 pub mod acl;
 mod error;
 pub mod fields;
+pub mod generate_root;
 pub mod mounts;
 mod request;
 mod seal_state;
 pub mod tokens;
+pub mod wrapping;
 
 pub use error::CoreError;
 pub use request::{Auth, Operation, Request, Response, WrapInfo};
@@ -96,6 +98,8 @@ pub struct Core {
     pub key_locks: KeyLocks,
     /// Integrated Storage, when configured (None for inmem).
     raft: Option<Arc<RaftStore>>,
+    /// The `sys/generate-root` attempt.
+    generate_root: generate_root::OtpFlow,
 }
 
 impl Core {
@@ -117,6 +121,7 @@ impl Core {
             unsealed: RwLock::new(None),
             key_locks: KeyLocks::new(256),
             raft,
+            generate_root: Default::default(),
         })
     }
 
@@ -186,11 +191,13 @@ impl Core {
                 .as_deref()
                 .filter(|t| !t.is_empty())
                 .ok_or(CoreError::PermissionDenied)?;
-            let entry = state
-                .tokens
-                .lookup(text)
-                .await?
-                .ok_or(CoreError::PermissionDenied)?;
+            let entry = match state.tokens.lookup(text).await? {
+                Some(entry) => entry,
+                None if req.path == "sys/wrapping/unwrap" => {
+                    return Err(CoreError::invalid(wrapping::INVALID_WRAPPING_TOKEN));
+                }
+                None => return Err(CoreError::PermissionDenied),
+            };
             state.policies.authorize(&entry, &req).await?;
             Some(entry)
         };
@@ -198,7 +205,15 @@ impl Core {
         if let Some(entry) = &token {
             state.tokens.consume_use(entry).await?;
         }
-        response
+        let response = response?;
+        match req.wrap_ttl {
+            Some(ttl)
+                if !response.is_empty() && response.status.is_none() && response.wrap_info.is_none() =>
+            {
+                wrapping::wrap(&state, response, ttl.as_secs(), &req.path).await
+            }
+            _ => Ok(response),
+        }
     }
 
     /// Looks up the caller's token entry for endpoints that act on "self".

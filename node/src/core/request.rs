@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// What a request wants to do; HTTP methods map onto these.
@@ -79,7 +79,7 @@ impl Request {
 }
 
 /// Authentication block of a response (`auth` in the envelope).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Auth {
     pub client_token: String,
     pub accessor: String,

@@ -82,7 +82,7 @@ pub struct HealthQuery {
 }
 
 /// Decodes an unseal key share given as hex or standard base64.
-fn decode_share(key: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_share(key: &str) -> Option<Vec<u8>> {
     let key = key.trim();
     hex::decode(key)
         .ok()

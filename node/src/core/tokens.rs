@@ -190,6 +190,11 @@ impl TokenStore {
         Ok(Self { barrier, salt })
     }
 
+    /// The barrier the store writes through (wrapping keeps responses beside tokens).
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
     /// The salted hash under which a token or accessor is stored.
     pub fn hash(&self, value: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.salt).expect("HMAC takes any key length");

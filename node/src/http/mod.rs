@@ -207,6 +207,40 @@ async fn handle_v1(
             return Ok(json_response(code, &body));
         }
         "sys/leader" if *method == Method::GET => return Ok(json_response(200, &core.leader().await?)),
+        "sys/generate-root/attempt" => {
+            let body = match *method {
+                Method::GET => core.generate_root_status().await?,
+                Method::PUT | Method::POST => {
+                    let data = parse_body(body)?;
+                    let text = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
+                    core.generate_root_start(text("otp"), text("pgp_key")).await?
+                }
+                Method::DELETE => {
+                    core.generate_root_cancel().await;
+                    return Ok(no_content());
+                }
+                _ => return Err(CoreError::UnsupportedOperation),
+            };
+            return Ok(json_response(200, &body));
+        }
+        "sys/generate-root/update" if is_write => {
+            let data = parse_body(body)?;
+            let text = |k: &str| {
+                data.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            if text("key").is_empty() {
+                return Err(CoreError::invalid(
+                    "'key' must be specified in request body as JSON",
+                ));
+            }
+            return Ok(json_response(
+                200,
+                &core.generate_root_update(&text("key"), &text("nonce")).await?,
+            ));
+        }
         "sys/init" | "sys/seal-status" | "sys/unseal" | "sys/health" | "sys/leader" => {
             return Err(CoreError::UnsupportedOperation);
         }
