@@ -383,13 +383,7 @@ impl Client {
             Body::Json(v) => req.body(serde_json::to_vec(v).map_err(|e| CliError::Local(e.to_string()))?),
             Body::Raw(b) => req.body(b.clone()),
         };
-        req.send().await.map_err(|e| {
-            CliError::Transport(ApiError::Transport(format!(
-                "{} {url:?}: {}",
-                go_method(method),
-                chain(&e)
-            )))
-        })
+        req.send().await.map_err(|e| transport_error(method, url, &e))
     }
 
     fn curl_string(&self, method: &str, url: &str, body: &Body) -> String {
@@ -418,6 +412,12 @@ fn go_method(m: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A request that never got an HTTP answer, worded like Go's `Put "url": ...`.
+fn transport_error(method: &str, url: &str, e: &reqwest::Error) -> CliError {
+    let msg = format!("{} {url:?}: {}", go_method(method), chain(e));
+    CliError::Transport(Box::new(ApiError::Transport(msg)))
+}
+
 fn chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
@@ -436,13 +436,7 @@ async fn finish(method: &str, url: &str, resp: reqwest::Response) -> Result<Resp
     let body = resp
         .bytes()
         .await
-        .map_err(|e| {
-            CliError::Transport(ApiError::Transport(format!(
-                "{} {url:?}: {}",
-                go_method(method),
-                chain(&e)
-            )))
-        })?
+        .map_err(|e| transport_error(method, url, &e))?
         .to_vec();
     if (200..400).contains(&status) {
         return Ok(Response { body });
@@ -456,14 +450,14 @@ async fn finish(method: &str, url: &str, resp: reqwest::Response) -> Result<Resp
         Ok(e) => (e.errors, false),
         Err(_) => (vec![String::from_utf8_lossy(&body).into_owned()], true),
     };
-    Err(CliError::Transport(ApiError::Status {
+    Err(CliError::Transport(Box::new(ApiError::Status {
         method: method.to_string(),
         url: url.to_string(),
         code: status,
         errors,
         raw,
         body,
-    }))
+    })))
 }
 
 fn encode(s: &str) -> String {
@@ -496,7 +490,10 @@ impl Client {
     ) -> Result<Option<Secret>, CliError> {
         match self.send(method, path, query, &Body::Empty).await {
             Ok(r) => r.secret(),
-            Err(CliError::Transport(ApiError::Status { code: 404, body, .. })) => Ok(secret_from_404(&body)),
+            Err(CliError::Transport(e)) if e.code() == Some(404) => match *e {
+                ApiError::Status { body, .. } => Ok(secret_from_404(&body)),
+                ApiError::Transport(_) => Ok(None),
+            },
             Err(e) => Err(e),
         }
     }
@@ -509,13 +506,13 @@ impl Client {
                 error: None,
             }),
             Err(CliError::Transport(e)) => {
-                let secret = match &e {
+                let secret = match &*e {
                     ApiError::Status { code: 404, body, .. } => secret_from_404(body),
                     _ => None,
                 };
                 Ok(Outcome {
                     secret,
-                    error: Some(e),
+                    error: Some(*e),
                 })
             }
             Err(e) => Err(e),

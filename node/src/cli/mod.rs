@@ -35,14 +35,14 @@ pub enum CliError {
     Local(String),
     /// A request failure not yet given its command context (exit 2).
     #[error("{0}")]
-    Transport(ApiError),
+    Transport(Box<ApiError>),
     /// A request failure with vault's context prefix, e.g. `Error writing data to x` (exit 2).
     #[error("{context}: {source}")]
     Api {
         /// The command's message prefix.
         context: String,
         /// The underlying request failure.
-        source: ApiError,
+        source: Box<ApiError>,
     },
     /// The server answered but there is nothing to show, e.g. `No value found at x` (exit 2).
     #[error("{0}")]

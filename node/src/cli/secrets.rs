@@ -102,7 +102,12 @@ async fn enable(args: &[String]) -> CmdResult {
         body["plugin_name"] = json!(n);
     }
     client
-        .send("POST", &format!("sys/mounts/{path}"), &[], &Body::Json(body))
+        .send(
+            "POST",
+            &format!("sys/mounts/{}", path.trim_end_matches('/')),
+            &[],
+            &Body::Json(body),
+        )
         .await
         .context("Error enabling")?;
     format::out(&format!("Success! Enabled the {kind} secrets engine at: {path}"));
@@ -115,7 +120,12 @@ async fn disable(args: &[String]) -> CmdResult {
     let client = Client::from_flags(&p)?;
     let path = format!("{}/", sanitize(&p.args[0]));
     client
-        .send("DELETE", &format!("sys/mounts/{path}"), &[], &Body::Empty)
+        .send(
+            "DELETE",
+            &format!("sys/mounts/{}", path.trim_end_matches('/')),
+            &[],
+            &Body::Empty,
+        )
         .await
         .context(format!("Error disabling secrets engine at {path}"))?;
     format::out(&format!(
