@@ -1,9 +1,272 @@
-//! The vault-compatible command line.
+//! The vault-compatible command line: `labnode <cmd>` and `vault <cmd>` (through a
+//! symlink) behave identically so Vault course commands run verbatim.
+//!
+//! Layout: [`flags`] parses Go-style flags, [`client`] speaks HTTP, [`format`] renders
+//! vault's tables and JSON, and one module per command group does the work.
+
+mod client;
+mod data;
+mod duration;
+mod flags;
+mod format;
+mod kv;
+mod logical;
+mod operator;
+mod policy;
+mod raft;
+mod secrets;
+mod server;
+mod token;
 
 use std::ffi::OsString;
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
+use client::ApiError;
+
+/// Every way a CLI command can fail; each maps to vault's exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad flags or arguments (exit 1).
+    #[error("{0}")]
+    Usage(String),
+    /// A local failure such as an unreadable file (exit 1).
+    #[error("{0}")]
+    Local(String),
+    /// A request failure not yet given its command context (exit 2).
+    #[error("{0}")]
+    Transport(Box<ApiError>),
+    /// A request failure with vault's context prefix, e.g. `Error writing data to x` (exit 2).
+    #[error("{context}: {source}")]
+    Api {
+        /// The command's message prefix.
+        context: String,
+        /// The underlying request failure.
+        source: Box<ApiError>,
+    },
+    /// The server answered but there is nothing to show, e.g. `No value found at x` (exit 2).
+    #[error("{0}")]
+    Remote(String),
+    /// `-output-curl-string`: the request is printed instead of sent (exit 0).
+    #[error("{0}")]
+    Curl(String),
+}
+
+impl CliError {
+    /// Vault's exit code for this failure.
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) | CliError::Local(_) => 1,
+            CliError::Curl(_) => 0,
+            CliError::Transport(_) | CliError::Api { .. } | CliError::Remote(_) => 2,
+        }
+    }
+}
+
+/// Adds vault's per-command prefix to request failures.
+trait Context<T> {
+    /// Turns a bare transport/API failure into `"<context>: <error>"`.
+    fn context(self, context: impl Into<String>) -> Result<T, CliError>;
+}
+
+impl<T> Context<T> for Result<T, CliError> {
+    fn context(self, context: impl Into<String>) -> Result<T, CliError> {
+        self.map_err(|e| match e {
+            CliError::Transport(source) => CliError::Api {
+                context: context.into(),
+                source,
+            },
+            other => other,
+        })
+    }
+}
+
+/// What a command returns: its exit code, or a failure to print.
+type CmdResult = Result<u8, CliError>;
+
+/// Every command path the dispatcher knows, longest match wins.
+const COMMANDS: &[&str] = &[
+    "server",
+    "status",
+    "read",
+    "write",
+    "delete",
+    "list",
+    "login",
+    "unwrap",
+    "print token",
+    "version",
+    "operator init",
+    "operator unseal",
+    "operator seal",
+    "operator step-down",
+    "operator validate-config",
+    "operator members",
+    "operator generate-root",
+    "operator raft list-peers",
+    "operator raft join",
+    "operator raft remove-peer",
+    "operator raft snapshot save",
+    "operator raft snapshot restore",
+    "operator raft autopilot state",
+    "kv get",
+    "kv put",
+    "kv patch",
+    "kv delete",
+    "kv undelete",
+    "kv destroy",
+    "kv list",
+    "kv metadata get",
+    "kv metadata put",
+    "kv metadata delete",
+    "secrets enable",
+    "secrets disable",
+    "secrets list",
+    "secrets tune",
+    "token create",
+    "token lookup",
+    "token revoke",
+    "token renew",
+    "token capabilities",
+    "policy write",
+    "policy read",
+    "policy list",
+    "policy delete",
+    "policy fmt",
+];
+
 /// Runs the CLI with the process arguments; argv[0] may be `vault`.
-pub fn run(_args: Vec<OsString>) -> ExitCode {
-    ExitCode::FAILURE
+pub fn run(args: Vec<OsString>) -> ExitCode {
+    let args: Vec<String> = args
+        .into_iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let found = COMMANDS
+        .iter()
+        .filter(|c| {
+            let parts: Vec<&str> = c.split(' ').collect();
+            words.len() >= parts.len() && words[..parts.len()] == parts[..]
+        })
+        .max_by_key(|c| c.len());
+    let Some(cmd) = found else {
+        return ExitCode::from(usage(&words));
+    };
+    let rest = args[cmd.split(' ').count()..].to_vec();
+    let result = if *cmd == "server" {
+        server::run(&rest)
+    } else {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(dispatch(cmd, rest)),
+            Err(e) => Err(CliError::Local(format!("Error starting runtime: {e}"))),
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(CliError::Curl(s)) => {
+            format::out(&s);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            format::err(&e.to_string());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn dispatch(cmd: &str, args: Vec<String>) -> CmdResult {
+    let (group, sub) = cmd.split_once(' ').unwrap_or((cmd, ""));
+    match group {
+        "status" => operator::status(&args).await,
+        "read" | "write" | "delete" | "list" | "unwrap" => logical::run(group, &args).await,
+        "login" | "print" => token::run_top(group, &args).await,
+        "version" => {
+            format::out(&format!("Vault v{} (labnode)", env!("CARGO_PKG_VERSION")));
+            Ok(0)
+        }
+        "operator" if sub.starts_with("raft ") => raft::run(&sub["raft ".len()..], &args).await,
+        "operator" => operator::run(sub, &args).await,
+        "kv" => kv::run(sub, &args).await,
+        "secrets" => secrets::run(sub, &args).await,
+        "token" => token::run(sub, &args).await,
+        "policy" => policy::run(sub, &args).await,
+        _ => Ok(usage(&[group])),
+    }
+}
+
+/// Prints the subcommands under a partial path, like vault's help, and returns 127.
+fn usage(words: &[&str]) -> u8 {
+    let prefix: Vec<&str> = words
+        .iter()
+        .copied()
+        .take_while(|w| !w.starts_with('-'))
+        .collect();
+    let mut matching: Vec<&str> = COMMANDS
+        .iter()
+        .copied()
+        .filter(|c| {
+            let parts: Vec<&str> = c.split(' ').collect();
+            parts.len() > prefix.len() && parts[..prefix.len()] == prefix[..]
+        })
+        .collect();
+    if matching.is_empty() {
+        matching = COMMANDS.to_vec();
+    }
+    format::err(&format!("Usage: vault {} <command> [args]", prefix.join(" ")).replace("  ", " "));
+    format::err("");
+    for c in matching {
+        format::err(&format!("    {c}"));
+    }
+    127
+}
+
+/// Checks the positional count like vault (`Not enough arguments (expected 1, got 0)`).
+fn expect_args(args: &[String], min: usize, max: usize) -> Result<(), CliError> {
+    let expected = if min == max {
+        min.to_string()
+    } else {
+        format!("{min}-{max}")
+    };
+    if args.len() < min {
+        return Err(CliError::Usage(format!(
+            "Not enough arguments (expected {expected}, got {})",
+            args.len()
+        )));
+    }
+    if args.len() > max {
+        return Err(CliError::Usage(format!(
+            "Too many arguments (expected {expected}, got {})",
+            args.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a secret such as an unseal key: hidden prompt on a terminal, else one stdin line.
+fn read_secret(prompt: &str) -> Result<String, CliError> {
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if stdin.is_terminal() {
+        let mut stdout = std::io::stdout();
+        let echo = |on: bool| {
+            std::process::Command::new("stty")
+                .arg(if on { "echo" } else { "-echo" })
+                .stdin(std::process::Stdio::inherit())
+                .status()
+        };
+        // Best effort: if stty is missing the key is echoed, as a plain prompt would.
+        let _ = write!(stdout, "{prompt}").and_then(|_| stdout.flush());
+        let _ = echo(false);
+        let read = stdin.lock().read_line(&mut line);
+        let _ = echo(true);
+        println!();
+        read.map_err(|e| CliError::Local(format!("Error reading input: {e}")))?;
+    } else {
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Local(format!("Error reading input: {e}")))?;
+    }
+    Ok(line.trim().to_string())
 }
