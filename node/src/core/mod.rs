@@ -8,6 +8,7 @@ pub mod acl;
 mod error;
 pub mod fields;
 pub mod generate_root;
+pub mod ha;
 pub mod mounts;
 mod request;
 mod seal_state;
@@ -64,6 +65,10 @@ pub struct Unsealed {
     pub cluster: ClusterIdentity,
     /// When this node last unsealed (reported as `active_time`).
     pub unsealed_at: chrono::DateTime<chrono::Utc>,
+    /// The Raft term in which this node last served as active; a new term means
+    /// another node may have changed mounts, policies or keys in between.
+    active_term: std::sync::atomic::AtomicU64,
+    refresh: Mutex<()>,
 }
 
 /// Serializes read-modify-write cycles on the same key (KV v2 versions, CAS).
@@ -100,6 +105,10 @@ pub struct Core {
     raft: Option<Arc<RaftStore>>,
     /// The `sys/generate-root` attempt.
     generate_root: generate_root::OtpFlow,
+    /// The combined unseal key, kept while unsealed to answer raft join challenges.
+    unseal_key: RwLock<Option<zeroize::Zeroizing<Vec<u8>>>>,
+    /// Join handshake and autopilot state.
+    ha: ha::HaState,
 }
 
 impl Core {
@@ -122,6 +131,8 @@ impl Core {
             key_locks: KeyLocks::new(256),
             raft,
             generate_root: Default::default(),
+            unseal_key: RwLock::new(None),
+            ha: Default::default(),
         })
     }
 
@@ -167,7 +178,33 @@ impl Core {
             policies: PolicyStore::new(self.barrier.clone()),
             cluster,
             unsealed_at: chrono::Utc::now(),
+            active_term: std::sync::atomic::AtomicU64::new(0),
+            refresh: Mutex::new(()),
         }))
+    }
+
+    /// Reloads what other nodes may have changed while this one was a standby.
+    async fn refresh_after_leadership_change(&self, state: &Unsealed) -> Result<(), CoreError> {
+        use std::sync::atomic::Ordering;
+        let Some(term) = self.raft.as_ref().and_then(|r| r.leader_term()) else {
+            return Ok(());
+        };
+        if state.active_term.load(Ordering::Acquire) == term {
+            return Ok(());
+        }
+        let _guard = state.refresh.lock().await;
+        if state.active_term.load(Ordering::Acquire) == term {
+            return Ok(());
+        }
+        if let Some(bytes) = self.barrier.get(MOUNTS_PATH).await? {
+            *state.mounts.write().await = serde_json::from_slice(&bytes)
+                .map_err(|e| CoreError::Internal(format!("mount table: {e}")))?;
+        }
+        state.policies.clear_cache().await;
+        self.barrier.reload_keyring().await?;
+        state.active_term.store(term, Ordering::Release);
+        tracing::info!(term, "this node is now the active node");
+        Ok(())
     }
 
     /// Persists the mount table.
@@ -182,6 +219,7 @@ impl Core {
         if !self.is_active() {
             return Err(CoreError::Standby);
         }
+        self.refresh_after_leadership_change(&state).await?;
         crate::backends::refine_operation(self, &state, &mut req).await?;
         let token = if acl::is_unauthenticated(&req.path) {
             None
