@@ -12,6 +12,7 @@ pub mod ha;
 pub mod mounts;
 mod request;
 mod seal_state;
+pub mod snapshot;
 pub mod tokens;
 pub mod wrapping;
 
@@ -196,14 +197,20 @@ impl Core {
         if state.active_term.load(Ordering::Acquire) == term {
             return Ok(());
         }
+        self.reload_tables(state).await?;
+        state.active_term.store(term, Ordering::Release);
+        tracing::info!(term, "this node is now the active node");
+        Ok(())
+    }
+
+    /// Re-reads the mount table, policies and keyring from storage.
+    pub(crate) async fn reload_tables(&self, state: &Unsealed) -> Result<(), CoreError> {
         if let Some(bytes) = self.barrier.get(MOUNTS_PATH).await? {
             *state.mounts.write().await = serde_json::from_slice(&bytes)
                 .map_err(|e| CoreError::Internal(format!("mount table: {e}")))?;
         }
         state.policies.clear_cache().await;
         self.barrier.reload_keyring().await?;
-        state.active_term.store(term, Ordering::Release);
-        tracing::info!(term, "this node is now the active node");
         Ok(())
     }
 
@@ -224,20 +231,7 @@ impl Core {
         let token = if acl::is_unauthenticated(&req.path) {
             None
         } else {
-            let text = req
-                .client_token
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .ok_or(CoreError::PermissionDenied)?;
-            let entry = match state.tokens.lookup(text).await? {
-                Some(entry) => entry,
-                None if req.path == "sys/wrapping/unwrap" => {
-                    return Err(CoreError::invalid(wrapping::INVALID_WRAPPING_TOKEN));
-                }
-                None => return Err(CoreError::PermissionDenied),
-            };
-            state.policies.authorize(&entry, &req).await?;
-            Some(entry)
+            Some(self.authorize(&state, &req).await?)
         };
         let response = crate::backends::route(self, &state, token.as_ref(), &req).await;
         if let Some(entry) = &token {
@@ -254,13 +248,21 @@ impl Core {
         }
     }
 
-    /// Looks up the caller's token entry for endpoints that act on "self".
-    pub async fn caller(&self, state: &Unsealed, req: &Request) -> Result<TokenEntry, CoreError> {
-        let text = req.client_token.as_deref().ok_or(CoreError::PermissionDenied)?;
-        state
-            .tokens
-            .lookup(text)
-            .await?
-            .ok_or(CoreError::PermissionDenied)
+    /// Resolves the request's token and checks the ACL for its path and operation.
+    pub async fn authorize(&self, state: &Unsealed, req: &Request) -> Result<TokenEntry, CoreError> {
+        let text = req
+            .client_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or(CoreError::PermissionDenied)?;
+        let entry = match state.tokens.lookup(text).await? {
+            Some(entry) => entry,
+            None if req.path == "sys/wrapping/unwrap" => {
+                return Err(CoreError::invalid(wrapping::INVALID_WRAPPING_TOKEN));
+            }
+            None => return Err(CoreError::PermissionDenied),
+        };
+        state.policies.authorize(&entry, req).await?;
+        Ok(entry)
     }
 }

@@ -369,6 +369,33 @@ async fn handle_v1(
             let joined = core.raft_join(vec![target], non_voter).await?;
             return Ok(json_response(200, &json!({ "joined": joined })));
         }
+        "sys/storage/raft/snapshot" | "sys/storage/raft/snapshot-force" => {
+            let operation = if *method == Method::GET {
+                Operation::Read
+            } else {
+                Operation::Update
+            };
+            if operation == Operation::Read && path.ends_with("force") {
+                return Err(CoreError::UnsupportedOperation);
+            }
+            let state = core.state().await?;
+            let mut req = Request::new(operation, path);
+            req.client_token = client_token(headers);
+            core.authorize(&state, &req).await?;
+            if operation == Operation::Read {
+                let archive = core.snapshot_save().await?;
+                let mut resp = (StatusCode::OK, archive).into_response();
+                let h = resp.headers_mut();
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gzip"));
+                h.insert(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("attachment; filename=\"raft.snap\""),
+                );
+                return Ok(resp);
+            }
+            core.snapshot_restore(body, path.ends_with("force")).await?;
+            return Ok(no_content());
+        }
         "sys/init"
         | "sys/seal-status"
         | "sys/unseal"

@@ -376,6 +376,12 @@ impl RaftStore {
         Ok(())
     }
 
+    /// A consistent copy of the replicated data and the log index it reflects
+    /// (for `sys/storage/raft/snapshot`).
+    pub fn export_data(&self) -> Result<(Vec<(String, Vec<u8>)>, u64), RaftError> {
+        state_machine::export(&self.db)
+    }
+
     /// Builds a snapshot now (and lets openraft compact the log behind it).
     pub async fn trigger_snapshot(&self) -> Result<(), RaftError> {
         let raft = self.raft().ok_or(RaftError::NotRunning)?;
