@@ -40,6 +40,9 @@ struct Running {
     coalescer: JoinHandle<()>,
 }
 
+/// Every key/value pair of the replicated data, in key order.
+pub type DataPairs = Vec<(String, Vec<u8>)>;
+
 /// How far one follower has replicated, as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowerProgress {
@@ -378,7 +381,7 @@ impl RaftStore {
 
     /// A consistent copy of the replicated data and the log index it reflects
     /// (for `sys/storage/raft/snapshot`).
-    pub fn export_data(&self) -> Result<(Vec<(String, Vec<u8>)>, u64), RaftError> {
+    pub fn export_data(&self) -> Result<(DataPairs, u64), RaftError> {
         state_machine::export(&self.db)
     }
 
