@@ -74,24 +74,31 @@ class Node:
         self.keys = []
 
     def start(self):
+        """Starts the process and waits until *this* process listens (its log says so) and
+        answers /v1/sys/health; other tests on the machine may grab a port we picked."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [self.binary, "server", f"-config={self.config}"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
-                env={**os.environ, "HOME": str(self.home)},
+                env={**os.environ, "HOME": str(self.home), "NO_COLOR": "1"},
             )
         deadline = time.monotonic() + 30
         while True:
-            try:
-                requests.get(f"{self.addr}/v1/sys/health", timeout=2)
-                return
-            except requests.ConnectionError:
-                pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"labnode did not start; log:\n{self.log.read_text()}")
-            time.sleep(0.1)
+            with open(self.log, "rb") as f:
+                f.seek(offset)
+                listening = b"API listener started" in f.read()
+            if listening:
+                try:
+                    requests.get(f"{self.addr}/v1/sys/health", timeout=2)
+                    return
+                except requests.ConnectionError:
+                    pass
+            time.sleep(0.05)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

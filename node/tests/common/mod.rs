@@ -89,6 +89,7 @@ disable_mlock = true
     /// Starts `labnode server -config=...` and waits until `/v1/sys/health` answers.
     pub async fn start(&self) -> Server {
         let log = self.dir.path().join("server.log");
+        let offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -98,12 +99,13 @@ disable_mlock = true
             .arg("server")
             .arg(format!("-config={}", self.config.display()))
             .env("HOME", self.dir.path())
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("spawn labnode server");
-        let server = Server {
+        let mut server = Server {
             child: Some(child),
             addr: self.addr(),
             home: self.dir.path().to_path_buf(),
@@ -111,6 +113,7 @@ disable_mlock = true
             http: reqwest::Client::new(),
             owns_home: false,
         };
+        server.wait_listening(offset).await;
         server.wait_responding().await;
         server
     }
@@ -134,12 +137,13 @@ pub async fn start_dev() -> Server {
             &format!("-dev-listen-address=127.0.0.1:{port}"),
         ])
         .env("HOME", &home)
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .expect("spawn labnode server -dev");
-    let server = Server {
+    let mut server = Server {
         child: Some(child),
         addr: format!("http://127.0.0.1:{port}"),
         home,
@@ -147,6 +151,7 @@ pub async fn start_dev() -> Server {
         http: reqwest::Client::new(),
         owns_home: true,
     };
+    server.wait_listening(0).await;
     server.wait_responding().await;
     server.wait_active().await;
     server
@@ -186,6 +191,27 @@ impl Server {
     /// The server's stderr so far, for assertion messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until this process logs that its API listener is bound. Tests running in
+    /// parallel may take a port between our probe and the bind; then this process exits
+    /// and the health check alone could be answered by someone else's server.
+    async fn wait_listening(&mut self, log_offset: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = std::fs::read(&self.log).unwrap_or_default();
+            let fresh = &log[(log_offset as usize).min(log.len())..];
+            if fresh.windows(20).any(|w| w == b"API listener started") {
+                return;
+            }
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "labnode did not start ({exited:?}); log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn wait_responding(&self) {
