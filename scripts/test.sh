@@ -65,9 +65,9 @@ say "pytest tests/python (LABNODE_BIN=$LABNODE_BIN, LABNODE_BAO=$LABNODE_BAO)"
 # 5. One closing line over both runners.
 count() {
   # Sums "N <word>" over the runners' summary lines (nextest "Summary", cargo "test result:", pytest's last line).
-  grep -hE '(Summary \[|^test result:| passed| failed)' "$logs/rust" "$logs/py" 2>/dev/null |
-    grep -hE '(Summary \[|^test result:|^[0-9]+ (passed|failed)|^=+ .*(passed|failed))' |
-    grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'
+  cat "$logs/rust" "$logs/py" |
+    { grep -E '(Summary \[|^test result:|^[0-9]+ (passed|failed)|^=+ .*(passed|failed))' || true; } |
+    { grep -oE "[0-9]+ $1" || true; } | awk '{s += $1} END {print s + 0}'
 }
 passed=$(count passed)
 failed=$(count failed)
