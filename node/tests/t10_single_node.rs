@@ -113,7 +113,6 @@ async fn unseal_with_cli(server: &common::Server, keys: &[String]) {
 
 /// bao prints the engine type as typed (`kv-v2`); labnode prints `kv`.
 #[tokio::test]
-#[ignore = "bug: `secrets enable kv-v2` prints `Enabled the kv secrets engine` where vault/bao print `kv-v2`"]
 async fn secrets_enable_kv_v2_message_matches_vault() {
     let server = common::start_dev().await;
     let out = ok(&server.cli(Some("root"), &["secrets", "enable", "-path=s2", "kv-v2"]));

@@ -157,6 +157,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let result = if *cmd == "server" {
         server::run(&rest)
     } else {
+        restore_default_sigpipe();
         match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt.block_on(dispatch(cmd, rest)),
             Err(e) => Err(CliError::Local(format!("Error starting runtime: {e}"))),
@@ -172,6 +173,18 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             format::err(&e.to_string());
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Client commands end quietly when their output pipe closes (`... | head`), as vault
+/// does; Rust's runtime ignores SIGPIPE, which would turn that into a panic. The
+/// server keeps ignoring it so a vanished client never kills a node.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread is spawned; it only resets
+    // the disposition of one signal to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

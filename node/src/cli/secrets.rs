@@ -57,12 +57,8 @@ async fn enable(args: &[String]) -> CmdResult {
     let p = flags::parse(&[HTTP, MOUNT_FLAGS, own], args)?;
     expect_args(&p.args, 1, 1)?;
     let client = Client::from_flags(&p)?;
-    let mut kind = p.args[0].trim().to_string();
-    let mut opts = options(&p);
-    if kind == "kv-v2" {
-        kind = "kv".into();
-        opts.insert("version".into(), json!("2"));
-    }
+    let kind = p.args[0].trim().to_string();
+    let opts = options(&p);
     let path = format!(
         "{}/",
         sanitize(p.str("path").filter(|s| !s.is_empty()).unwrap_or(&kind))

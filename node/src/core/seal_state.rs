@@ -21,18 +21,29 @@ pub struct UnsealProgress {
     shares: Vec<Vec<u8>>,
 }
 
-/// Body of `PUT sys/init`.
+/// Body of `PUT sys/init`; `null` counts as absent, as clients like hvac send it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct InitRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub secret_shares: u64,
+    #[serde(deserialize_with = "null_as_default")]
     pub secret_threshold: u64,
+    #[serde(deserialize_with = "null_as_default")]
     pub recovery_shares: u64,
+    #[serde(deserialize_with = "null_as_default")]
     pub recovery_threshold: u64,
     pub pgp_keys: Option<Vec<String>>,
-    pub root_token_pgp_key: String,
+    pub root_token_pgp_key: Option<String>,
     pub recovery_pgp_keys: Option<Vec<String>>,
+    #[serde(deserialize_with = "null_as_default")]
     pub stored_shares: u64,
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Answer of `PUT sys/init`.
@@ -166,7 +177,9 @@ impl Core {
                 "parameters recovery_shares,recovery_threshold not applicable to seal type shamir",
             ));
         }
-        if req.pgp_keys.as_ref().is_some_and(|k| !k.is_empty()) || !req.root_token_pgp_key.is_empty() {
+        if req.pgp_keys.as_ref().is_some_and(|k| !k.is_empty())
+            || req.root_token_pgp_key.as_ref().is_some_and(|k| !k.is_empty())
+        {
             return Err(CoreError::invalid(
                 "PGP-encrypted key shares are not supported by labnode",
             ));
