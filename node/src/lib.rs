@@ -9,6 +9,7 @@
 pub mod backends;
 pub mod barrier;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod http;

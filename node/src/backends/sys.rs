@@ -60,7 +60,34 @@ pub async fn handle(
             core.seal().await;
             Ok(Response::empty())
         }
-        "step-down" if write => Ok(Response::empty()),
+        "step-down" if write => {
+            core.step_down().await?;
+            Ok(Response::empty())
+        }
+        "storage/raft/bootstrap/challenge" if write => {
+            core.raft_challenge(&Fields(&req.data).string("server_id").unwrap_or_default())
+                .await
+        }
+        "storage/raft/bootstrap/answer" if write => core.raft_answer(&req.data).await,
+        "storage/raft/configuration" if op == Read => core.raft_configuration().await,
+        "storage/raft/remove-peer" if write => {
+            core.raft_remove_peer(&Fields(&req.data).string("server_id").unwrap_or_default())
+                .await
+        }
+        "storage/raft/promote" | "storage/raft/demote" if write => {
+            let server_id = Fields(&req.data).required_string("server_id")?;
+            core.raft_set_voter(&server_id, rest.ends_with("promote")).await
+        }
+        "storage/raft/autopilot/state" if op == Read => core.autopilot_state().await,
+        "storage/raft/autopilot/configuration" if op == Read => Ok(Response::data(json!({
+            "cleanup_dead_servers": false,
+            "last_contact_threshold": "10s",
+            "dead_server_last_contact_threshold": "24h0m0s",
+            "max_trailing_logs": 1000,
+            "min_quorum": 0,
+            "server_stabilization_time": "1s",
+            "disable_upgrade_migration": false,
+        }))),
         "wrapping/wrap" if write => {
             if req.wrap_ttl.is_none() {
                 return Err(CoreError::invalid(

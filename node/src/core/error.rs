@@ -30,6 +30,9 @@ pub enum CoreError {
     /// This node is a standby; the request belongs on the active node.
     #[error("node is not the active node")]
     Standby,
+    /// 503 with a message: no active node reachable, or similar.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -38,7 +41,7 @@ impl CoreError {
     /// The HTTP status code for this error.
     pub fn status(&self) -> u16 {
         match self {
-            CoreError::Sealed | CoreError::Standby => 503,
+            CoreError::Sealed | CoreError::Standby | CoreError::Unavailable(_) => 503,
             CoreError::PermissionDenied | CoreError::Forbidden(_) => 403,
             CoreError::NotFound | CoreError::UnsupportedPath | CoreError::NoHandler(_) => 404,
             CoreError::InvalidRequest(_) => 400,

@@ -8,9 +8,11 @@ pub mod acl;
 mod error;
 pub mod fields;
 pub mod generate_root;
+pub mod ha;
 pub mod mounts;
 mod request;
 mod seal_state;
+pub mod snapshot;
 pub mod tokens;
 pub mod wrapping;
 
@@ -64,6 +66,10 @@ pub struct Unsealed {
     pub cluster: ClusterIdentity,
     /// When this node last unsealed (reported as `active_time`).
     pub unsealed_at: chrono::DateTime<chrono::Utc>,
+    /// The Raft term in which this node last served as active; a new term means
+    /// another node may have changed mounts, policies or keys in between.
+    active_term: std::sync::atomic::AtomicU64,
+    refresh: Mutex<()>,
 }
 
 /// Serializes read-modify-write cycles on the same key (KV v2 versions, CAS).
@@ -100,6 +106,10 @@ pub struct Core {
     raft: Option<Arc<RaftStore>>,
     /// The `sys/generate-root` attempt.
     generate_root: generate_root::OtpFlow,
+    /// The combined unseal key, kept while unsealed to answer raft join challenges.
+    unseal_key: RwLock<Option<zeroize::Zeroizing<Vec<u8>>>>,
+    /// Join handshake and autopilot state.
+    ha: ha::HaState,
 }
 
 impl Core {
@@ -122,6 +132,8 @@ impl Core {
             key_locks: KeyLocks::new(256),
             raft,
             generate_root: Default::default(),
+            unseal_key: RwLock::new(None),
+            ha: Default::default(),
         })
     }
 
@@ -167,7 +179,39 @@ impl Core {
             policies: PolicyStore::new(self.barrier.clone()),
             cluster,
             unsealed_at: chrono::Utc::now(),
+            active_term: std::sync::atomic::AtomicU64::new(0),
+            refresh: Mutex::new(()),
         }))
+    }
+
+    /// Reloads what other nodes may have changed while this one was a standby.
+    async fn refresh_after_leadership_change(&self, state: &Unsealed) -> Result<(), CoreError> {
+        use std::sync::atomic::Ordering;
+        let Some(term) = self.raft.as_ref().and_then(|r| r.leader_term()) else {
+            return Ok(());
+        };
+        if state.active_term.load(Ordering::Acquire) == term {
+            return Ok(());
+        }
+        let _guard = state.refresh.lock().await;
+        if state.active_term.load(Ordering::Acquire) == term {
+            return Ok(());
+        }
+        self.reload_tables(state).await?;
+        state.active_term.store(term, Ordering::Release);
+        tracing::info!(term, "this node is now the active node");
+        Ok(())
+    }
+
+    /// Re-reads the mount table, policies and keyring from storage.
+    pub(crate) async fn reload_tables(&self, state: &Unsealed) -> Result<(), CoreError> {
+        if let Some(bytes) = self.barrier.get(MOUNTS_PATH).await? {
+            *state.mounts.write().await = serde_json::from_slice(&bytes)
+                .map_err(|e| CoreError::Internal(format!("mount table: {e}")))?;
+        }
+        state.policies.clear_cache().await;
+        self.barrier.reload_keyring().await?;
+        Ok(())
     }
 
     /// Persists the mount table.
@@ -182,24 +226,12 @@ impl Core {
         if !self.is_active() {
             return Err(CoreError::Standby);
         }
+        self.refresh_after_leadership_change(&state).await?;
         crate::backends::refine_operation(self, &state, &mut req).await?;
         let token = if acl::is_unauthenticated(&req.path) {
             None
         } else {
-            let text = req
-                .client_token
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .ok_or(CoreError::PermissionDenied)?;
-            let entry = match state.tokens.lookup(text).await? {
-                Some(entry) => entry,
-                None if req.path == "sys/wrapping/unwrap" => {
-                    return Err(CoreError::invalid(wrapping::INVALID_WRAPPING_TOKEN));
-                }
-                None => return Err(CoreError::PermissionDenied),
-            };
-            state.policies.authorize(&entry, &req).await?;
-            Some(entry)
+            Some(self.authorize(&state, &req).await?)
         };
         let response = crate::backends::route(self, &state, token.as_ref(), &req).await;
         if let Some(entry) = &token {
@@ -216,13 +248,21 @@ impl Core {
         }
     }
 
-    /// Looks up the caller's token entry for endpoints that act on "self".
-    pub async fn caller(&self, state: &Unsealed, req: &Request) -> Result<TokenEntry, CoreError> {
-        let text = req.client_token.as_deref().ok_or(CoreError::PermissionDenied)?;
-        state
-            .tokens
-            .lookup(text)
-            .await?
-            .ok_or(CoreError::PermissionDenied)
+    /// Resolves the request's token and checks the ACL for its path and operation.
+    pub async fn authorize(&self, state: &Unsealed, req: &Request) -> Result<TokenEntry, CoreError> {
+        let text = req
+            .client_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or(CoreError::PermissionDenied)?;
+        let entry = match state.tokens.lookup(text).await? {
+            Some(entry) => entry,
+            None if req.path == "sys/wrapping/unwrap" => {
+                return Err(CoreError::invalid(wrapping::INVALID_WRAPPING_TOKEN));
+            }
+            None => return Err(CoreError::PermissionDenied),
+        };
+        state.policies.authorize(&entry, req).await?;
+        Ok(entry)
     }
 }

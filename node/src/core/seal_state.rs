@@ -101,15 +101,33 @@ impl Core {
         }
     }
 
-    /// Whether `sys/init` has run.
+    /// Whether `sys/init` has run here, or this node holds a join challenge from an
+    /// initialized cluster (it then waits for that cluster's unseal keys).
     pub async fn is_initialized(&self) -> Result<bool, CoreError> {
+        if self.ha.pending_join.lock().await.is_some() {
+            return Ok(true);
+        }
         Ok(self.seal_config().await?.is_some() && self.barrier.is_initialized().await?)
+    }
+
+    /// The seal configuration to unseal with: our own, or the joined cluster's.
+    async fn effective_seal_config(&self) -> Result<Option<SealConfig>, CoreError> {
+        if let Some(config) = self.seal_config().await? {
+            return Ok(Some(config));
+        }
+        Ok(self
+            .ha
+            .pending_join
+            .lock()
+            .await
+            .as_ref()
+            .map(|p| p.seal_config.clone()))
     }
 
     /// `GET sys/seal-status`.
     pub async fn seal_status(&self) -> Result<SealStatus, CoreError> {
-        let config = self.seal_config().await?;
-        let initialized = config.is_some() && self.barrier.is_initialized().await?;
+        let config = self.effective_seal_config().await?;
+        let initialized = self.is_initialized().await?;
         let state = self.unsealed.read().await.clone();
         let progress = self.unseal_progress.lock().await;
         Ok(SealStatus {
@@ -205,7 +223,7 @@ impl Core {
 
     /// `PUT sys/unseal`: adds a share; at the threshold, opens the barrier.
     pub async fn unseal(&self, key: Option<&str>, reset: bool) -> Result<SealStatus, CoreError> {
-        let Some(config) = self.seal_config().await? else {
+        let Some(config) = self.effective_seal_config().await? else {
             return Err(CoreError::invalid("Vault is not initialized"));
         };
         if reset {
@@ -245,6 +263,10 @@ impl Core {
             seal::combine(&shares, config.secret_threshold).map_err(|e| CoreError::invalid(e.to_string()))?
         };
         let combined = zeroize::Zeroizing::new(combined);
+        if self.seal_config().await?.is_none() {
+            self.complete_join(&combined).await?;
+            return self.seal_status().await;
+        }
         if let Some(raft) = &self.raft {
             if self.barrier.verify_unseal_key(&combined).await.is_ok() {
                 raft.start()
@@ -259,6 +281,7 @@ impl Core {
             }
             Err(e) => return Err(e.into()),
         }
+        *self.unseal_key.write().await = Some(combined);
         self.post_unseal().await?;
         self.seal_status().await
     }
@@ -291,6 +314,7 @@ impl Core {
     /// Raft cluster's consensus (a sealed node neither votes nor leads).
     pub async fn seal(&self) {
         *self.unsealed.write().await = None;
+        *self.unseal_key.write().await = None;
         self.barrier.seal().await;
         if let Some(raft) = &self.raft {
             if let Err(e) = raft.stop().await {

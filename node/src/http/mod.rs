@@ -17,18 +17,118 @@ use serde_json::{json, Map, Value};
 use crate::core::fields::parse_duration;
 use crate::core::{Core, CoreError, HealthQuery, InitRequest, Operation, Request, Response};
 
+/// Marks a request a standby already forwarded, so it is never forwarded twice.
+const FORWARDED_HEADER: &str = "x-labnode-forwarded";
+
 /// Shared state of the API listener.
 #[derive(Clone)]
 pub struct ApiState {
     pub core: Arc<Core>,
+    /// Client for forwarding standby requests to the active node's cluster port.
+    pub forwarder: reqwest::Client,
 }
 
-/// The API router for one node.
-pub fn router(core: Arc<Core>, max_request_size: usize) -> Router {
+/// The API router for one node; `forwarder` reaches other nodes' cluster ports.
+pub fn router(core: Arc<Core>, max_request_size: usize, forwarder: reqwest::Client) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(max_request_size))
-        .with_state(ApiState { core })
+        .with_state(ApiState { core, forwarder })
+}
+
+/// Paths a node always answers itself, whatever its role.
+fn is_node_local(path: &str) -> bool {
+    matches!(
+        path,
+        "sys/init"
+            | "sys/seal-status"
+            | "sys/unseal"
+            | "sys/health"
+            | "sys/leader"
+            | "sys/storage/raft/join"
+            | "sys/metrics"
+    )
+}
+
+/// Forwards a request to the active node (or redirects when the client asked not to be proxied).
+async fn forward(
+    app: &ApiState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<HttpResponse, CoreError> {
+    if headers.contains_key(FORWARDED_HEADER) {
+        return Err(CoreError::Internal(
+            "forwarded request reached a node that is not active".into(),
+        ));
+    }
+    let leader = app
+        .core
+        .raft()
+        .and_then(|r| r.status().ok())
+        .and_then(|s| s.leader)
+        .ok_or_else(|| {
+            CoreError::Unavailable("local node not active but active cluster node not found".into())
+        })?;
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let always_redirect = path_and_query.starts_with("/v1/sys/storage/raft/snapshot");
+    if always_redirect
+        || headers
+            .get("x-vault-no-request-forwarding")
+            .is_some_and(|v| v == "true")
+    {
+        let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+        let location = format!("{}{}", leader.api_addr.trim_end_matches('/'), path_and_query);
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(header::LOCATION, value);
+        }
+        return Ok(resp);
+    }
+    let url = format!(
+        "{}://{}{}",
+        crate::cluster::SCHEME,
+        leader.cluster_addr,
+        path_and_query
+    );
+    let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    let mut request = app
+        .forwarder
+        .request(method, url)
+        .body(body.clone())
+        .header(FORWARDED_HEADER, "true");
+    for (name, value) in headers {
+        let keep = name.as_str().starts_with("x-vault-")
+            || *name == header::AUTHORIZATION
+            || *name == header::CONTENT_TYPE;
+        if keep {
+            request = request.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let upstream = request
+        .send()
+        .await
+        .map_err(|e| CoreError::Unavailable(format!("error forwarding request to the active node: {e}")))?;
+    let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out_headers = HeaderMap::new();
+    for (name, value) in upstream.headers() {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            if n != header::TRANSFER_ENCODING && n != header::CONNECTION && n != header::CONTENT_LENGTH {
+                out_headers.insert(n, v);
+            }
+        }
+    }
+    let bytes = upstream
+        .bytes()
+        .await
+        .map_err(|e| CoreError::Unavailable(format!("reading forwarded response: {e}")))?;
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut().extend(out_headers);
+    Ok(resp)
 }
 
 fn json_response(status: u16, body: &Value) -> HttpResponse {
@@ -166,6 +266,9 @@ async fn handle_v1(
     let core = &app.core;
     let query = query_map(uri);
     let is_write = *method == Method::PUT || *method == Method::POST;
+    if !is_node_local(path) && core.state().await.is_ok() && !core.is_active() {
+        return forward(app, method, uri, headers, body).await;
+    }
     match path {
         "sys/init" if *method == Method::GET => {
             return Ok(json_response(
@@ -241,7 +344,64 @@ async fn handle_v1(
                 &core.generate_root_update(&text("key"), &text("nonce")).await?,
             ));
         }
-        "sys/init" | "sys/seal-status" | "sys/unseal" | "sys/health" | "sys/leader" => {
+        "sys/storage/raft/join" if is_write => {
+            let data = parse_body(body)?;
+            let f = crate::core::fields::Fields(&data);
+            let target = crate::core::ha::JoinTarget {
+                leader_api_addr: f.string("leader_api_addr").unwrap_or_default(),
+                leader_ca_cert: f.string("leader_ca_cert").filter(|s| !s.is_empty()),
+                leader_client_cert: f.string("leader_client_cert").filter(|s| !s.is_empty()),
+                leader_client_key: f.string("leader_client_key").filter(|s| !s.is_empty()),
+                leader_tls_servername: f.string("leader_tls_servername").filter(|s| !s.is_empty()),
+            };
+            if target.leader_api_addr.is_empty() {
+                return Err(CoreError::invalid("leader_api_addr is required"));
+            }
+            if !(target.leader_api_addr.starts_with("http://")
+                || target.leader_api_addr.starts_with("https://"))
+            {
+                return Err(CoreError::invalid(format!(
+                    "invalid leader_api_addr scheme: {}",
+                    target.leader_api_addr
+                )));
+            }
+            let non_voter = f.bool("non_voter")?.unwrap_or(false);
+            let joined = core.raft_join(vec![target], non_voter).await?;
+            return Ok(json_response(200, &json!({ "joined": joined })));
+        }
+        "sys/storage/raft/snapshot" | "sys/storage/raft/snapshot-force" => {
+            let operation = if *method == Method::GET {
+                Operation::Read
+            } else {
+                Operation::Update
+            };
+            if operation == Operation::Read && path.ends_with("force") {
+                return Err(CoreError::UnsupportedOperation);
+            }
+            let state = core.state().await?;
+            let mut req = Request::new(operation, path);
+            req.client_token = client_token(headers);
+            core.authorize(&state, &req).await?;
+            if operation == Operation::Read {
+                let archive = core.snapshot_save().await?;
+                let mut resp = (StatusCode::OK, archive).into_response();
+                let h = resp.headers_mut();
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gzip"));
+                h.insert(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("attachment; filename=\"raft.snap\""),
+                );
+                return Ok(resp);
+            }
+            core.snapshot_restore(body, path.ends_with("force")).await?;
+            return Ok(no_content());
+        }
+        "sys/init"
+        | "sys/seal-status"
+        | "sys/unseal"
+        | "sys/health"
+        | "sys/leader"
+        | "sys/storage/raft/join" => {
             return Err(CoreError::UnsupportedOperation);
         }
         _ => {}

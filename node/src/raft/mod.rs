@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use error::RaftError;
-pub use node::RaftStore;
+pub use node::{FollowerProgress, RaftStore, ReplicationView};
 pub use types::{node_id_for, NodeInfo};
 
 /// How to open and run one Raft node; mirrors Vault's `storage "raft"` stanza.

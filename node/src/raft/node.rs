@@ -40,6 +40,24 @@ struct Running {
     coalescer: JoinHandle<()>,
 }
 
+/// Every key/value pair of the replicated data, in key order.
+pub type DataPairs = Vec<(String, Vec<u8>)>;
+
+/// How far one follower has replicated, as the leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub name: String,
+    pub matched_index: u64,
+    pub voter: bool,
+}
+
+/// The leader's view of replication, for autopilot and `autopilot state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationView {
+    pub last_log_index: u64,
+    pub followers: Vec<FollowerProgress>,
+}
+
 /// A Raft-replicated physical store backed by one redb file.
 ///
 /// Opening only reads local state; consensus runs between `start` and `stop`, so a sealed
@@ -208,6 +226,39 @@ impl RaftStore {
         network::router(self.clone())
     }
 
+    /// The current term while this node leads, `None` otherwise; a change of term tells the
+    /// core that leadership changed hands and its caches may be stale.
+    pub fn leader_term(&self) -> Option<u64> {
+        let raft = self.raft()?;
+        let metrics = raft.metrics();
+        let m = metrics.borrow();
+        (m.current_leader == Some(self.id)).then_some(m.current_term)
+    }
+
+    /// On the leader: its last log index and how far each other member has replicated.
+    pub fn replication(&self) -> Option<ReplicationView> {
+        let raft = self.raft()?;
+        let m = raft.metrics().borrow().clone();
+        let replication = m.replication.as_ref()?;
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let followers = replication
+            .iter()
+            .filter(|(id, _)| **id != self.id)
+            .filter_map(|(id, matched)| {
+                membership.get_node(id).map(|node| FollowerProgress {
+                    name: node.name.clone(),
+                    matched_index: matched.map_or(0, |l| l.index),
+                    voter: voters.contains(id),
+                })
+            })
+            .collect();
+        Some(ReplicationView {
+            last_log_index: m.last_log_index.unwrap_or(0),
+            followers,
+        })
+    }
+
     /// Whether consensus runs here and this node leads; cheap enough for every request.
     pub fn is_leader(&self) -> bool {
         self.raft()
@@ -271,7 +322,7 @@ impl RaftStore {
             cluster_addr: cluster_addr.to_string(),
             api_addr: api_addr.to_string(),
         };
-        raft.add_learner(node_id_for(name), node, true)
+        raft.add_learner(node_id_for(name), node, false)
             .await
             .map_err(membership_error)?;
         Ok(())
@@ -326,6 +377,12 @@ impl RaftStore {
             .await
             .map_err(membership_error)?;
         Ok(())
+    }
+
+    /// A consistent copy of the replicated data and the log index it reflects
+    /// (for `sys/storage/raft/snapshot`).
+    pub fn export_data(&self) -> Result<(DataPairs, u64), RaftError> {
+        state_machine::export(&self.db)
     }
 
     /// Builds a snapshot now (and lets openraft compact the log behind it).

@@ -63,6 +63,23 @@ pub(crate) fn list(db: &Database, prefix: &str) -> Result<Vec<String>, RaftError
     Ok(immediate_children(prefix, keys.iter().map(String::as_str)))
 }
 
+/// Every key/value pair and the index they reflect, read in one transaction.
+pub(crate) fn export(db: &Database) -> Result<(SnapshotBody, u64), RaftError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(SM_DATA)?;
+    let mut pairs = Vec::new();
+    for row in table.iter()? {
+        let (key, value) = row?;
+        pairs.push((key.value().to_string(), value.value().to_vec()));
+    }
+    let meta = txn.open_table(SM_META)?;
+    let applied: Option<LogId<NodeId>> = match meta.get(KEY_LAST_APPLIED)? {
+        Some(v) => decode(v.value())?,
+        None => None,
+    };
+    Ok((pairs, applied.map_or(0, |l| l.index)))
+}
+
 /// The last applied log id and membership, as one consistent read.
 pub(crate) fn applied_state(db: &Database) -> Result<(Option<LogId<NodeId>>, Membership), RaftError> {
     let txn = db.begin_read()?;

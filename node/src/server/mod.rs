@@ -9,6 +9,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::config::{self, Config, ListenerConfig, SealConfig, StorageConfig};
+use crate::core::ha::JoinTarget;
 use crate::core::{Core, InitRequest, NodeInfo, Operation, Request};
 use crate::raft::{RaftOptions, RaftStore};
 use crate::storage::InmemStorage;
@@ -213,8 +214,11 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let forwarder =
+        crate::cluster::client().map_err(|e| startup(format!("building the cluster client: {e}")))?;
+    let api = crate::http::router(core.clone(), listener.max_request_size as usize, forwarder);
     if let (Some(raft), Some(listener)) = (&raft, cluster_listener) {
-        let app = raft.cluster_router();
+        let app = raft.cluster_router().merge(api.clone());
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -226,10 +230,20 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         tracing::info!(address = %cluster_bind_addr, "cluster listener started");
     }
     tokio::spawn(reap_tokens(core.clone(), stop_rx.clone()));
-    let app = crate::http::router(core.clone(), listener.max_request_size as usize);
+    if let StorageConfig::Raft(rc) = &config.storage {
+        tokio::spawn(autopilot(core.clone(), stop_rx.clone()));
+        if !rc.retry_join.is_empty() {
+            tokio::spawn(retry_join(
+                core.clone(),
+                rc.retry_join.clone(),
+                rc.retry_join_as_non_voter,
+                stop_rx.clone(),
+            ));
+        }
+    }
     tracing::info!(address = %listener.address, api_addr = %api_addr, "API listener started");
     let mut rx = stop_rx.clone();
-    let server = axum::serve(api_listener, app).with_graceful_shutdown(async move {
+    let server = axum::serve(api_listener, api).with_graceful_shutdown(async move {
         let _ = rx.changed().await;
     });
     tokio::select! {
@@ -273,6 +287,61 @@ async fn dev_setup(core: &Arc<Core>, root_token_id: &str) -> Result<(), ServerEr
         init.root_token
     );
     Ok(())
+}
+
+/// Runs autopilot-lite on whichever node leads: caught-up learners become voters.
+async fn autopilot(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = core.autopilot_tick().await {
+            tracing::debug!(error = %e, "autopilot round failed");
+        }
+    }
+}
+
+/// `retry_join`: while this node is not part of a cluster, asks every configured
+/// leader for a join challenge every 2 s.
+async fn retry_join(
+    core: Arc<Core>,
+    stanzas: Vec<config::RetryJoin>,
+    non_voter: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let targets: Vec<JoinTarget> = stanzas
+        .iter()
+        .filter_map(|j| {
+            j.leader_api_addr.as_ref().map(|addr| JoinTarget {
+                leader_api_addr: addr.clone(),
+                leader_ca_cert: j.leader_ca_cert.clone(),
+                leader_client_cert: j.leader_client_cert.clone(),
+                leader_client_key: j.leader_client_key.clone(),
+                leader_tls_servername: j.leader_tls_servername.clone(),
+            })
+        })
+        .collect();
+    if targets.is_empty() {
+        tracing::warn!("retry_join has only auto_join stanzas, which this build does not resolve yet");
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let member = core.raft().is_some_and(|r| r.is_bootstrapped().unwrap_or(false));
+        if member {
+            return;
+        }
+        match core.raft_join(targets.clone(), non_voter).await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retry_join: no leader answered; retrying in 2s"),
+        }
+    }
 }
 
 /// Periodically revokes expired tokens on the active node.
