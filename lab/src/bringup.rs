@@ -4,6 +4,7 @@
 //! Every process start is written to `state.json` before lab waits on it, so a crash of
 //! `lab` at any point leaves a state `lab down` can clean up.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -46,37 +47,42 @@ pub enum BringupError {
         /// The request failure.
         source: ApiError,
     },
-    /// The node process exited while lab waited for it.
-    #[error("{node} exited while lab was waiting for it to {what}; last lines of {}:\n{tail}", log.display())]
-    Exited {
-        /// `cluster/node`.
-        node: String,
-        /// What lab was waiting for.
-        what: String,
-        /// The node's log.
-        log: PathBuf,
-        /// Its last lines.
-        tail: String,
-    },
-    /// The node did not reach the expected state in time.
-    #[error("{node} did not {what} within {}s (last answer: {last}); last lines of {}:\n{tail}", waited.as_secs(), log.display())]
-    Timeout {
-        /// `cluster/node`.
-        node: String,
-        /// What lab was waiting for.
-        what: String,
-        /// How long it waited.
-        waited: Duration,
-        /// The last response or error seen.
-        last: String,
-        /// The node's log.
-        log: PathBuf,
-        /// Its last lines.
-        tail: String,
-    },
+    /// The node died or hung while lab waited for it.
+    #[error("{0}")]
+    Stuck(Box<StuckNode>),
     /// The node process is already running (`fault start` on a live node).
     #[error("{0} is already running")]
     AlreadyRunning(String),
+}
+
+/// A node that exited, or did not reach a state in time, with the end of its log.
+#[derive(Debug)]
+pub struct StuckNode {
+    /// `cluster/node`.
+    pub node: String,
+    /// What lab was waiting for.
+    pub what: String,
+    /// `None` when the process exited; else how long lab waited and the last answer.
+    pub timed_out: Option<(Duration, String)>,
+    /// The node's log.
+    pub log: PathBuf,
+    /// Its last lines.
+    pub tail: String,
+}
+
+impl fmt::Display for StuckNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let StuckNode { node, what, .. } = self;
+        match &self.timed_out {
+            None => write!(f, "{node} exited while lab was waiting for it to {what}")?,
+            Some((waited, last)) => write!(
+                f,
+                "{node} did not {what} within {}s (last answer: {last})",
+                waited.as_secs()
+            )?,
+        }
+        write!(f, "; last lines of {}:\n{}", self.log.display(), self.tail)
+    }
 }
 
 /// The command line that runs a node; its `-config=` argument is also its identity tag.
@@ -279,19 +285,29 @@ impl Bringup<'_> {
         Ok(())
     }
 
-    /// Waits until the raft peer list (asked of the cluster's first node, which forwards
-    /// to the active one) contains this node.
+    /// Waits until the raft peer list lists this node as a voter (autopilot promotes a
+    /// joiner shortly after it joins; every lab topology is all voters). The node itself
+    /// is asked: a standby forwards to the active node, whichever that is by now.
     fn wait_member(&mut self, state: &State, c: usize, n: usize, token: &str) -> Result<(), BringupError> {
-        let leader = self.client(state, c, 0)?;
         let node_id = state.clusters[c].nodes[n].name.clone();
-        self.wait(state, c, n, "appear in the raft peer list", READY_TIMEOUT, |_| {
-            let servers = leader.raft_servers(token)?;
-            let found = servers.iter().find(|s| s.node_id == node_id);
-            let listed: Vec<&str> = servers.iter().map(|s| s.node_id.as_str()).collect();
-            Ok((found.is_some(), format!("peers {listed:?}")))
-        })?;
+        self.wait(
+            state,
+            c,
+            n,
+            "become a voter in the raft peer list",
+            READY_TIMEOUT,
+            |client| {
+                let servers = client.raft_servers(token)?;
+                let voter = servers.iter().any(|s| s.node_id == node_id && s.voter);
+                let peers: Vec<String> = servers
+                    .iter()
+                    .map(|s| format!("{}{}", s.node_id, if s.voter { "" } else { " (non-voter)" }))
+                    .collect();
+                Ok((voter, format!("peers [{}]", peers.join(", "))))
+            },
+        )?;
         (self.progress)(&format!(
-            "{}: listed in raft configuration",
+            "{}: voter in the raft configuration",
             state.qualified(c, n)
         ));
         Ok(())
@@ -317,16 +333,20 @@ impl Bringup<'_> {
     ) -> Result<(), BringupError> {
         let node = &state.clusters[c].nodes[n];
         let client = self.client(state, c, n)?;
+        let stuck = |timed_out| {
+            BringupError::Stuck(Box::new(StuckNode {
+                node: state.qualified(c, n),
+                what: what.to_owned(),
+                timed_out,
+                log: node.log.clone(),
+                tail: log_tail(&node.log),
+            }))
+        };
         let started = Instant::now();
         loop {
             if let Some(process) = &node.process {
                 if !self.host.is_running(process) {
-                    return Err(BringupError::Exited {
-                        node: state.qualified(c, n),
-                        what: what.to_owned(),
-                        log: node.log.clone(),
-                        tail: log_tail(&node.log),
-                    });
+                    return Err(stuck(None));
                 }
             }
             let last = match check(&client) {
@@ -335,14 +355,7 @@ impl Bringup<'_> {
                 Err(e) => e.to_string(),
             };
             if started.elapsed() > timeout {
-                return Err(BringupError::Timeout {
-                    node: state.qualified(c, n),
-                    what: what.to_owned(),
-                    waited: timeout,
-                    last,
-                    log: node.log.clone(),
-                    tail: log_tail(&node.log),
-                });
+                return Err(stuck(Some((timeout, last))));
             }
             std::thread::sleep(POLL);
         }

@@ -53,8 +53,8 @@ pub enum RenderError {
     Config {
         /// `cluster/node`.
         node: String,
-        /// labnode's parser error, pointing at the line.
-        source: labnode::config::ConfigError,
+        /// labnode's parser error, pointing at the line (boxed: it is large).
+        source: Box<labnode::config::ConfigError>,
     },
     /// The rendered configuration parses but disagrees with what lab will talk to.
     #[error("rendered configuration for {node}: {message}; the template must use the context values")]
@@ -190,7 +190,7 @@ impl Renderer {
         let config = labnode::config::parse_str(&text, &format!("{node}.hcl")).map_err(|source| {
             RenderError::Config {
                 node: node.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
         check_matches(&config, context).map_err(|message| RenderError::Mismatch { node, message })?;
