@@ -337,11 +337,16 @@ log_level    = "info"
             .render_node(&context())
             .unwrap_err();
         assert!(err.to_string().contains("raft path"), "{err}");
-        std::fs::write(dir.path().join(NODE_TEMPLATE), "storage \"raft\" {{{nope}}\n").unwrap();
+        std::fs::write(dir.path().join(NODE_TEMPLATE), "path = \"{{nope}}\"\n").unwrap();
         let err = Renderer::new(Some(dir.path()))
             .unwrap()
             .render_node(&context())
             .unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+        std::fs::write(dir.path().join(NODE_TEMPLATE), "{{#if ui}}\n").unwrap();
+        assert!(matches!(
+            Renderer::new(Some(dir.path())),
+            Err(RenderError::Syntax { .. })
+        ));
     }
 }
