@@ -1,15 +1,83 @@
-//! The cluster port: Raft RPCs and forwarded client requests between nodes.
+//! The cluster port: Raft RPCs and forwarded client requests between nodes,
+//! always over TLS with mutual authentication against the cluster's own CA.
+//!
+//! The CA and the member certificate are created at init and kept inside the
+//! barrier, so a node can only speak on the cluster port once it is unsealed
+//! (or, when joining, once the leader accepted its challenge answer).
 
+mod serve;
+mod tls;
+
+pub use serve::{serve, AcceptorSource};
+pub use tls::{load_listener_tls, ClusterTls, TlsError};
+
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// Scheme used on the cluster port.
-pub const SCHEME: &str = "http";
+use tokio_rustls::TlsAcceptor;
 
-/// The client a node uses to reach other nodes' cluster ports.
-pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .build()
+/// Scheme used on the cluster port.
+pub const SCHEME: &str = "https";
+
+struct Material {
+    acceptor: TlsAcceptor,
+    client: reqwest::Client,
+}
+
+/// The node's current cluster credentials, installed at init, unseal or join.
+#[derive(Default)]
+pub struct ClusterTransport {
+    material: RwLock<Option<Arc<Material>>>,
+}
+
+impl std::fmt::Debug for ClusterTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterTransport")
+            .field("installed", &self.current().is_some())
+            .finish()
+    }
+}
+
+impl ClusterTransport {
+    /// An empty transport: the cluster port refuses every handshake until `install`.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Starts using `tls` for both sides of the cluster port.
+    pub fn install(&self, tls: &ClusterTls) -> Result<(), TlsError> {
+        let material = Material {
+            acceptor: TlsAcceptor::from(tls.server_config()?),
+            client: reqwest::Client::builder()
+                .use_preconfigured_tls(tls.client_config()?)
+                .connect_timeout(Duration::from_millis(500))
+                .timeout(Duration::from_secs(90))
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?,
+        };
+        *self.material.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(material));
+        Ok(())
+    }
+
+    /// Forgets the credentials (the node sealed).
+    pub fn clear(&self) {
+        *self.material.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn current(&self) -> Option<Arc<Material>> {
+        self.material.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The mutually authenticated client for peers' cluster ports.
+    pub fn client(&self) -> Option<reqwest::Client> {
+        self.current().map(|m| m.client.clone())
+    }
+}
+
+impl AcceptorSource for ClusterTransport {
+    fn acceptor(&self) -> Option<TlsAcceptor> {
+        self.current().map(|m| m.acceptor.clone())
+    }
 }

@@ -179,7 +179,13 @@ impl Core {
             .iter()
             .map(|m| json!({ "id": m.name, "address": m.cluster_addr, "suffrage": if m.voter { 0 } else { 1 } }))
             .collect();
-        Ok(Response::data(json!({ "peers": peers })))
+        let tls = self
+            .barrier()
+            .get(super::CLUSTER_TLS_PATH)
+            .await?
+            .ok_or_else(|| CoreError::Internal("cluster TLS material missing from storage".into()))?;
+        let tls: Value = serde_json::from_slice(&tls).map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(Response::data(json!({ "peers": peers, "tls_keyring": tls })))
     }
 
     /// Joiner side: asks every candidate for a challenge at once; the first answer wins.
@@ -278,15 +284,24 @@ impl Core {
                     pending.leader_api_addr
                 ))
             })?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
             *slot = None;
             return Err(CoreError::Internal(format!(
                 "join refused by the leader ({status}): {}",
                 body["errors"]
             )));
         }
+        let tls: crate::cluster::ClusterTls = serde_json::from_value(body["data"]["tls_keyring"].clone())
+            .map_err(|e| {
+                CoreError::Internal(format!(
+                    "the leader's join answer carried no cluster TLS material: {e}"
+                ))
+            })?;
+        self.transport
+            .install(&tls)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
         raft.start()
             .await
             .map_err(|e| CoreError::Internal(format!("starting raft: {e}")))?;

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard, RwLock};
 
 use crate::barrier::Barrier;
+use crate::cluster::{ClusterTls, ClusterTransport};
 use crate::raft::RaftStore;
 use crate::storage::Physical;
 use acl::PolicyStore;
@@ -57,6 +58,8 @@ pub struct ClusterIdentity {
 }
 
 const CLUSTER_PATH: &str = "core/cluster";
+/// The cluster CA and member certificate (inside the barrier).
+pub(crate) const CLUSTER_TLS_PATH: &str = "core/cluster-tls";
 
 /// State that exists only while unsealed.
 pub struct Unsealed {
@@ -110,21 +113,29 @@ pub struct Core {
     unseal_key: RwLock<Option<zeroize::Zeroizing<Vec<u8>>>>,
     /// Join handshake and autopilot state.
     ha: ha::HaState,
+    /// The cluster port's TLS credentials, installed once they can be read.
+    transport: Arc<ClusterTransport>,
 }
 
 impl Core {
     /// A sealed core over in-memory or other non-replicated storage.
     pub fn new(physical: Arc<dyn Physical>, info: NodeInfo) -> Arc<Self> {
-        Self::build(physical, info, None)
+        Self::build(physical, info, None, ClusterTransport::new())
     }
 
-    /// A sealed core over Integrated Storage.
-    pub fn with_raft(raft: Arc<RaftStore>, info: NodeInfo) -> Arc<Self> {
-        Self::build(raft.clone(), info, Some(raft))
+    /// A sealed core over Integrated Storage; `transport` carries the cluster port's credentials.
+    pub fn with_raft(raft: Arc<RaftStore>, info: NodeInfo, transport: Arc<ClusterTransport>) -> Arc<Self> {
+        Self::build(raft.clone(), info, Some(raft), transport)
     }
 
-    fn build(physical: Arc<dyn Physical>, info: NodeInfo, raft: Option<Arc<RaftStore>>) -> Arc<Self> {
+    fn build(
+        physical: Arc<dyn Physical>,
+        info: NodeInfo,
+        raft: Option<Arc<RaftStore>>,
+        transport: Arc<ClusterTransport>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            transport,
             barrier: Arc::new(Barrier::new(physical)),
             info,
             unseal_progress: Mutex::new(Default::default()),
@@ -135,6 +146,25 @@ impl Core {
             unseal_key: RwLock::new(None),
             ha: Default::default(),
         })
+    }
+
+    /// The cluster port's credentials (for forwarding and the cluster listener).
+    pub fn transport(&self) -> &Arc<ClusterTransport> {
+        &self.transport
+    }
+
+    /// Reads the cluster TLS material from the (unsealed) barrier and starts using it.
+    pub(crate) async fn install_cluster_tls(&self) -> Result<(), CoreError> {
+        let bytes = self
+            .barrier
+            .get(CLUSTER_TLS_PATH)
+            .await?
+            .ok_or_else(|| CoreError::Internal("cluster TLS material missing from storage".into()))?;
+        let tls: ClusterTls =
+            serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("cluster TLS: {e}")))?;
+        self.transport
+            .install(&tls)
+            .map_err(|e| CoreError::Internal(e.to_string()))
     }
 
     /// The Raft node, when this core runs on Integrated Storage.

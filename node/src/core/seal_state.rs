@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 
 use super::mounts::MountTable;
 use super::tokens::{TokenRequest, TokenStore};
-use super::{ClusterIdentity, Core, CoreError, CLUSTER_PATH, VERSION};
+use super::{ClusterIdentity, Core, CoreError, CLUSTER_PATH, CLUSTER_TLS_PATH, VERSION};
 use crate::barrier::{random_key, BarrierError};
+use crate::cluster::ClusterTls;
 use crate::seal::{self, SealConfig};
 
 /// Where the (non-secret) seal configuration lives, outside the barrier.
@@ -175,17 +176,6 @@ impl Core {
         let unseal_key = zeroize::Zeroizing::new(random_key());
         let shares = seal::split(&unseal_key, config.secret_shares, config.secret_threshold);
 
-        if let Some(raft) = &self.raft {
-            if !raft
-                .is_bootstrapped()
-                .map_err(|e| CoreError::Internal(e.to_string()))?
-            {
-                raft.bootstrap()
-                    .await
-                    .map_err(|e| CoreError::Internal(format!("failed to bootstrap raft: {e}")))?;
-            }
-        }
-        self.barrier.initialize(&unseal_key).await?;
         let cluster = ClusterIdentity {
             name: self.info.cluster_name.clone().unwrap_or_else(|| {
                 format!(
@@ -195,6 +185,30 @@ impl Core {
             }),
             id: uuid::Uuid::new_v4().to_string(),
         };
+        let cluster_tls = match &self.raft {
+            Some(raft) => {
+                let tls =
+                    ClusterTls::generate(&cluster.id).map_err(|e| CoreError::Internal(e.to_string()))?;
+                self.transport
+                    .install(&tls)
+                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                if !raft
+                    .is_bootstrapped()
+                    .map_err(|e| CoreError::Internal(e.to_string()))?
+                {
+                    raft.bootstrap()
+                        .await
+                        .map_err(|e| CoreError::Internal(format!("failed to bootstrap raft: {e}")))?;
+                }
+                Some(tls)
+            }
+            None => None,
+        };
+        self.barrier.initialize(&unseal_key).await?;
+        if let Some(tls) = cluster_tls {
+            let bytes = serde_json::to_vec(&tls).map_err(|e| CoreError::Internal(e.to_string()))?;
+            self.barrier.put(CLUSTER_TLS_PATH, bytes).await?;
+        }
         let cluster_bytes = serde_json::to_vec(&cluster).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.barrier.put(CLUSTER_PATH, cluster_bytes).await?;
         self.save_mounts(&MountTable::initial()).await?;
@@ -267,19 +281,24 @@ impl Core {
             self.complete_join(&combined).await?;
             return self.seal_status().await;
         }
-        if let Some(raft) = &self.raft {
-            if self.barrier.verify_unseal_key(&combined).await.is_ok() {
-                raft.start()
-                    .await
-                    .map_err(|e| CoreError::Internal(format!("failed to start raft: {e}")))?;
-            }
-        }
         match self.barrier.unseal(&combined).await {
             Ok(()) => {}
             Err(BarrierError::InvalidKey) => {
                 return Err(CoreError::invalid("cipher: message authentication failed"))
             }
             Err(e) => return Err(e.into()),
+        }
+        if let Some(raft) = &self.raft {
+            let started = async {
+                self.install_cluster_tls().await?;
+                raft.start()
+                    .await
+                    .map_err(|e| CoreError::Internal(format!("failed to start raft: {e}")))
+            };
+            if let Err(e) = started.await {
+                self.barrier.seal().await;
+                return Err(e);
+            }
         }
         *self.unseal_key.write().await = Some(combined);
         self.post_unseal().await?;
@@ -316,6 +335,7 @@ impl Core {
         *self.unsealed.write().await = None;
         *self.unseal_key.write().await = None;
         self.barrier.seal().await;
+        self.transport.clear();
         if let Some(raft) = &self.raft {
             if let Err(e) = raft.stop().await {
                 tracing::warn!(error = %e, "stopping raft while sealing");

@@ -24,16 +24,14 @@ const FORWARDED_HEADER: &str = "x-labnode-forwarded";
 #[derive(Clone)]
 pub struct ApiState {
     pub core: Arc<Core>,
-    /// Client for forwarding standby requests to the active node's cluster port.
-    pub forwarder: reqwest::Client,
 }
 
-/// The API router for one node; `forwarder` reaches other nodes' cluster ports.
-pub fn router(core: Arc<Core>, max_request_size: usize, forwarder: reqwest::Client) -> Router {
+/// The API router for one node.
+pub fn router(core: Arc<Core>, max_request_size: usize) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(max_request_size))
-        .with_state(ApiState { core, forwarder })
+        .with_state(ApiState { core })
 }
 
 /// Paths a node always answers itself, whatever its role.
@@ -93,8 +91,11 @@ async fn forward(
     );
     let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
         .map_err(|e| CoreError::Internal(e.to_string()))?;
-    let mut request = app
-        .forwarder
+    let client =
+        app.core.transport().client().ok_or_else(|| {
+            CoreError::Unavailable("no cluster credentials to reach the active node".into())
+        })?;
+    let mut request = client
         .request(method, url)
         .body(body.clone())
         .header(FORWARDED_HEADER, "true");

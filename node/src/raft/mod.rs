@@ -18,7 +18,11 @@ mod tests;
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use serde::Serialize;
+
+use crate::cluster::ClusterTransport;
 
 pub use error::RaftError;
 pub use node::{FollowerProgress, RaftStore, ReplicationView};
@@ -41,6 +45,8 @@ pub struct RaftOptions {
     pub trailing_logs: u64,
     /// Scales heartbeat and election timeouts (1 = fastest, 0 = default of 2).
     pub performance_multiplier: u64,
+    /// The mutually authenticated client for peers' cluster ports.
+    pub transport: Arc<ClusterTransport>,
 }
 
 /// One member of the cluster as `list-peers` shows it.

@@ -43,15 +43,6 @@ struct SnapshotRequest {
     data: Vec<u8>,
 }
 
-/// Builds the HTTP client for peer RPCs; the single place where TLS will be configured.
-pub(crate) fn cluster_http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-}
-
 /// The routes peers call; served on the cluster listener.
 pub(crate) fn router(store: Arc<RaftStore>) -> Router {
     Router::new()
@@ -159,7 +150,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerClient {
             client: self.client.clone(),
             target,
-            base: format!("http://{}/raft", node.cluster_addr),
+            base: format!("{}://{}/raft", crate::cluster::SCHEME, node.cluster_addr),
         }
     }
 }

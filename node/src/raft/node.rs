@@ -171,7 +171,9 @@ impl RaftStore {
         if self.running_handle().is_some() {
             return Ok(());
         }
-        let client = network::cluster_http_client().map_err(|e| RaftError::Consensus(e.to_string()))?;
+        let client = self.opts.transport.client().ok_or_else(|| {
+            RaftError::Consensus("no cluster TLS credentials are installed; cannot reach peers".into())
+        })?;
         let raft = Raft::new(
             self.id,
             Arc::new(self.raft_config()?),

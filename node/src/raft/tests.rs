@@ -8,6 +8,8 @@ use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError as OpenRaftStorageError;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
+
+use crate::cluster::{serve, AcceptorSource, ClusterTls, ClusterTransport};
 use tokio::task::JoinHandle;
 
 use super::log_store::{self, LogStore};
@@ -16,8 +18,18 @@ use super::types::{NodeId, TypeConfig};
 use super::*;
 use crate::storage::{Physical, StorageError, WriteOp};
 
+/// One set of cluster credentials shared by every node a test starts.
+fn transport() -> Arc<ClusterTransport> {
+    static TLS: std::sync::OnceLock<ClusterTls> = std::sync::OnceLock::new();
+    let tls = TLS.get_or_init(|| ClusterTls::generate("raft-tests").unwrap());
+    let transport = ClusterTransport::new();
+    transport.install(tls).unwrap();
+    transport
+}
+
 fn options(dir: &TempDir, name: &str, cluster_addr: &str) -> RaftOptions {
     RaftOptions {
+        transport: transport(),
         node_id: name.to_string(),
         path: dir.path().join(name),
         cluster_addr: cluster_addr.to_string(),
@@ -196,8 +208,11 @@ impl Cluster {
             opts.trailing_logs = 0;
             let store = RaftStore::open(opts).await.unwrap();
             let router = store.cluster_router();
+            let source: Arc<dyn AcceptorSource> = transport();
+            let (_never, stop) = tokio::sync::watch::channel(false);
             servers.push(tokio::spawn(async move {
-                axum::serve(listener, router).await.unwrap();
+                let _keep_open = _never;
+                serve(listener, source, router, stop).await;
             }));
             nodes.push(store);
         }

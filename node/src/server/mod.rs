@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::cluster::ClusterTransport;
 
 use crate::config::{self, Config, ListenerConfig, SealConfig, StorageConfig};
 use crate::core::ha::JoinTarget;
@@ -106,6 +109,29 @@ fn cluster_bind(listener: &ListenerConfig) -> Result<String, ServerError> {
     Ok(SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)).to_string())
 }
 
+/// The API listener's TLS acceptor, or `None` with `tls_disable = true`.
+fn listener_tls(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, ServerError> {
+    if listener.tls_disable {
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (&listener.tls_cert_file, &listener.tls_key_file) else {
+        return Err(startup(format!(
+            "listener {}: TLS is enabled (tls_disable is false) but tls_cert_file and tls_key_file are not set; \
+             set both, or set tls_disable = true",
+            listener.address
+        )));
+    };
+    let config = crate::cluster::load_listener_tls(
+        cert,
+        key,
+        listener.tls_client_ca_file.as_deref(),
+        listener.tls_require_and_verify_client_cert,
+        &listener.tls_min_version,
+    )
+    .map_err(|e| startup(format!("listener {}: {e}", listener.address)))?;
+    Ok(Some(TlsAcceptor::from(config)))
+}
+
 /// The node id from config, or the one generated on first start and kept under `path`.
 fn node_id(configured: Option<&str>, path: &Path) -> Result<String, ServerError> {
     if let Some(id) = configured {
@@ -149,16 +175,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         ));
     }
     let listener = config.listeners.first().cloned().unwrap_or_default();
-    if !listener.tls_disable {
-        return Err(startup(format!(
-            "listener {}: TLS is enabled (tls_disable = false) but this build serves plain HTTP only; set tls_disable = true",
-            listener.address
-        )));
-    }
+    let api_tls = listener_tls(&listener)?;
+    let scheme = if api_tls.is_some() { "https" } else { "http" };
     let api_addr = config
         .api_addr
         .clone()
-        .unwrap_or_else(|| format!("http://{}", advertise(&listener.address)));
+        .unwrap_or_else(|| format!("{scheme}://{}", advertise(&listener.address)));
+    let transport = ClusterTransport::new();
     let cluster_bind_addr = cluster_bind(&listener)?;
     let cluster_addr = config
         .cluster_addr
@@ -177,6 +200,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
                 snapshot_threshold: rc.snapshot_threshold,
                 trailing_logs: rc.trailing_logs,
                 performance_multiplier: rc.performance_multiplier,
+                transport: transport.clone(),
             })
             .await
             .map_err(|e| startup(format!("opening raft storage at {}: {e}", rc.path.display())))?;
@@ -187,7 +211,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
                 storage_type: "raft".into(),
                 cluster_name: config.cluster_name.clone(),
             };
-            (Core::with_raft(raft.clone(), info), Some(raft))
+            (Core::with_raft(raft.clone(), info, transport.clone()), Some(raft))
         }
         StorageConfig::Inmem => {
             let info = NodeInfo {
@@ -214,20 +238,16 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let forwarder =
-        crate::cluster::client().map_err(|e| startup(format!("building the cluster client: {e}")))?;
-    let api = crate::http::router(core.clone(), listener.max_request_size as usize, forwarder);
-    if let (Some(raft), Some(listener)) = (&raft, cluster_listener) {
+    let api = crate::http::router(core.clone(), listener.max_request_size as usize);
+    if let (Some(raft), Some(cluster_listener)) = (&raft, cluster_listener) {
         let app = raft.cluster_router().merge(api.clone());
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.changed().await;
-                })
-                .await;
-        });
-        tracing::info!(address = %cluster_bind_addr, "cluster listener started");
+        tokio::spawn(crate::cluster::serve(
+            cluster_listener,
+            transport.clone(),
+            app,
+            stop_rx.clone(),
+        ));
+        tracing::info!(address = %cluster_bind_addr, "cluster listener started (mutual TLS)");
     }
     tokio::spawn(reap_tokens(core.clone(), stop_rx.clone()));
     if let StorageConfig::Raft(rc) = &config.storage {
@@ -242,12 +262,24 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         }
     }
     tracing::info!(address = %listener.address, api_addr = %api_addr, "API listener started");
-    let mut rx = stop_rx.clone();
-    let server = axum::serve(api_listener, api).with_graceful_shutdown(async move {
-        let _ = rx.changed().await;
-    });
+    let serve_api = async {
+        match api_tls {
+            Some(acceptor) => {
+                crate::cluster::serve(api_listener, Arc::new(acceptor), api, stop_rx.clone()).await;
+                Ok(())
+            }
+            None => {
+                let mut rx = stop_rx.clone();
+                axum::serve(api_listener, api)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.changed().await;
+                    })
+                    .await
+            }
+        }
+    };
     tokio::select! {
-        result = server => result.map_err(|e| startup(format!("API listener failed: {e}")))?,
+        result = serve_api => result.map_err(|e| startup(format!("API listener failed: {e}")))?,
         _ = &mut shutdown => tracing::info!("shutdown requested"),
     }
     let _ = stop_tx.send(true);

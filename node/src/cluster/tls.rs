@@ -1,0 +1,259 @@
+//! Certificates: the cluster CA and member certificate (rcgen), and the rustls
+//! configurations for the cluster port and a TLS API listener.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use serde::{Deserialize, Serialize};
+
+/// The name every member certificate carries; peers check it instead of addresses,
+/// since one certificate serves every node of the cluster.
+pub const CLUSTER_SERVER_NAME: &str = "labnode-cluster";
+
+/// Why TLS material could not be made or loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error("generating cluster certificates: {0}")]
+    Generate(String),
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// The cluster CA and the member certificate shared by all nodes (PEM).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ClusterTls {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ClusterTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterTls")
+            .field("ca_pem", &self.ca_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certs(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = rustls_pemfile::certs(&mut pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Config(format!("{what}: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::Config(format!("{what}: no PEM certificate found")));
+    }
+    Ok(certs)
+}
+
+fn key(pem: &str, what: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    rustls_pemfile::private_key(&mut pem.as_bytes())
+        .map_err(|e| TlsError::Config(format!("{what}: {e}")))?
+        .ok_or_else(|| TlsError::Config(format!("{what}: no PEM private key found")))
+}
+
+fn roots(pem: &str) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certs(pem, "cluster CA")? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Config(format!("cluster CA: {e}")))?;
+    }
+    Ok(roots)
+}
+
+impl ClusterTls {
+    /// A new CA and member certificate for the cluster `cluster_id`.
+    pub fn generate(cluster_id: &str) -> Result<Self, TlsError> {
+        let gen = |e: rcgen::Error| TlsError::Generate(e.to_string());
+        let ca_key = rcgen::KeyPair::generate().map_err(gen)?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("labnode-cluster-ca-{cluster_id}"),
+        );
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        ca_params.not_after = rcgen::date_time_ymd(2126, 1, 1);
+        let ca = ca_params.self_signed(&ca_key).map_err(gen)?;
+
+        let key = rcgen::KeyPair::generate().map_err(gen)?;
+        let mut params = rcgen::CertificateParams::new(vec![CLUSTER_SERVER_NAME.to_string()]).map_err(gen)?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("labnode-cluster-{cluster_id}"));
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.not_after = rcgen::date_time_ymd(2126, 1, 1);
+        let cert = params.signed_by(&key, &ca, &ca_key).map_err(gen)?;
+        Ok(Self {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Server side: present the member certificate, require one from the same CA.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&self.ca_pem)?), provider())
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                certs(&self.cert_pem, "cluster certificate")?,
+                key(&self.key_pem, "cluster key")?,
+            )
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        Ok(Arc::new(config))
+    }
+
+    /// Client side: trust only the cluster CA, present the member certificate.
+    pub fn client_config(&self) -> Result<ClientConfig, TlsError> {
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots(&self.ca_pem)?),
+            provider(),
+        )
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+        ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ClusterNameVerifier { inner }))
+            .with_client_auth_cert(
+                certs(&self.cert_pem, "cluster certificate")?,
+                key(&self.key_pem, "cluster key")?,
+            )
+            .map_err(|e| TlsError::Config(e.to_string()))
+    }
+}
+
+/// Verifies a peer's chain against the cluster CA under [`CLUSTER_SERVER_NAME`],
+/// whatever address was dialled.
+#[derive(Debug)]
+struct ClusterNameVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ClusterNameVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let name =
+            ServerName::try_from(CLUSTER_SERVER_NAME).map_err(|e| rustls::Error::General(e.to_string()))?;
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+fn read(path: &Path) -> Result<String, TlsError> {
+    std::fs::read_to_string(path).map_err(|e| TlsError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The rustls configuration of a `listener "tcp"` with TLS enabled.
+pub fn load_listener_tls(
+    cert_file: &Path,
+    key_file: &Path,
+    client_ca_file: Option<&Path>,
+    require_client_cert: bool,
+    min_version: &str,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let file_err = |path: &Path, e: TlsError| TlsError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let chain = certs(&read(cert_file)?, "tls_cert_file").map_err(|e| file_err(cert_file, e))?;
+    let private_key = key(&read(key_file)?, "tls_key_file").map_err(|e| file_err(key_file, e))?;
+    let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
+        "tls13" => &[&rustls::version::TLS13],
+        _ => &[&rustls::version::TLS12, &rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client_ca_file {
+        Some(ca_file) => {
+            let mut store = RootCertStore::empty();
+            for cert in certs(&read(ca_file)?, "tls_client_ca_file").map_err(|e| file_err(ca_file, e))? {
+                store
+                    .add(cert)
+                    .map_err(|e| file_err(ca_file, TlsError::Config(e.to_string())))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider());
+            let verifier = if require_client_cert {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::Config(e.to_string()))?)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, private_key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_material_builds_both_sides() {
+        let tls = ClusterTls::generate("test").unwrap();
+        assert!(tls.ca_pem.contains("BEGIN CERTIFICATE"));
+        tls.server_config().unwrap();
+        tls.client_config().unwrap();
+    }
+}
