@@ -7,8 +7,9 @@ use std::process::Stdio;
 
 #[test]
 fn up_status_env_creds_shell_down() {
+    let ports = common::PortBlock::new(1);
     let lab = common::Lab::new();
-    let base = common::free_base_port(1).to_string();
+    let base = ports.arg();
     let up: serde_json::Value =
         serde_json::from_str(&lab.ok(&["up", "--topology", "single", "--base-port", &base, "--json"]))
             .unwrap();

@@ -4,8 +4,9 @@ mod common;
 
 #[test]
 fn ha3_forms_one_cluster_of_voters_and_survives_leader_kill() {
+    let ports = common::PortBlock::new(3);
     let lab = common::Lab::new();
-    let base = common::free_base_port(3).to_string();
+    let base = ports.arg();
     lab.ok(&["up", "--topology", "ha3", "--base-port", &base]);
     let status = lab.status();
     let nodes = status["clusters"][0]["nodes"].as_array().unwrap();

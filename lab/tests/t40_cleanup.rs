@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn down_after_a_node_was_killed_behind_labs_back() {
+    let ports = common::PortBlock::new(1);
     let lab = common::Lab::new();
-    let base = common::free_base_port(1).to_string();
+    let base = ports.arg();
     lab.ok(&["up", "--topology", "single", "--base-port", &base]);
     let pids = lab.node_pids();
     assert_eq!(pids.len(), 1);
@@ -24,8 +25,9 @@ fn down_after_a_node_was_killed_behind_labs_back() {
 
 #[test]
 fn down_after_lab_was_killed_mid_up() {
+    let ports = common::PortBlock::new(3);
     let lab = common::Lab::new();
-    let base = common::free_base_port(3).to_string();
+    let base = ports.arg();
     let mut up = lab
         .command(&["up", "--topology", "ha3", "--base-port", &base])
         .stdout(std::process::Stdio::null())
@@ -49,8 +51,9 @@ fn down_after_lab_was_killed_mid_up() {
 
 #[test]
 fn down_without_state_still_finds_nodes_started_for_this_home() {
+    let ports = common::PortBlock::new(1);
     let lab = common::Lab::new();
-    let base = common::free_base_port(1).to_string();
+    let base = ports.arg();
     lab.ok(&["up", "--topology", "single", "--base-port", &base]);
     std::fs::remove_file(lab.home().join("state.json")).unwrap();
     assert_eq!(lab.node_pids().len(), 1);

@@ -6,8 +6,9 @@ use std::net::{Ipv4Addr, TcpListener};
 
 #[test]
 fn port_in_use_is_named_and_nothing_starts() {
+    let ports = common::PortBlock::new(3);
     let lab = common::Lab::new();
-    let base = common::free_base_port(3);
+    let base = ports.base;
     let squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, base + 11)).unwrap();
     let out = lab.run(&["up", "--topology", "ha3", "--base-port", &base.to_string()]);
     drop(squatter);

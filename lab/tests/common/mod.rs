@@ -7,7 +7,6 @@
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU16, Ordering};
 
 /// The labnode binary: LABNODE_BIN, else next to `lab` in the target directory.
 pub fn labnode() -> PathBuf {
@@ -22,22 +21,45 @@ pub fn labnode() -> PathBuf {
     path
 }
 
-/// Hands each test its own block of 100 ports, starting from a pid-dependent offset so
-/// concurrent test binaries rarely collide, and skipping blocks with a busy port.
-pub fn free_base_port(nodes: u16) -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 200) as u16 * 100;
-    loop {
-        let block = NEXT.fetch_add(1, Ordering::SeqCst);
-        let base = 21000 + (offset + block * 100) % 30000;
-        let free = (0..nodes).all(|i| {
-            [0, 1]
-                .iter()
-                .all(|d| TcpListener::bind((Ipv4Addr::LOCALHOST, base + 10 * i + d)).is_ok())
-        });
-        if free {
-            return base;
+/// A block of 100 ports reserved for one test. The reservation is an flock on a file per
+/// block, so concurrent test processes (cargo test binaries, nextest's process per test)
+/// never share a block, and a crashed test releases it with its process.
+pub struct PortBlock {
+    /// API port of the first node.
+    pub base: u16,
+    _lock: std::fs::File,
+}
+
+impl PortBlock {
+    /// The first block with a free lock and `nodes` free API and cluster ports.
+    pub fn new(nodes: u16) -> PortBlock {
+        let dir = std::env::temp_dir().join("lab-test-ports");
+        std::fs::create_dir_all(&dir).unwrap();
+        for block in 0..110u16 {
+            let base = 21000 + block * 100;
+            let lock = std::fs::File::create(dir.join(base.to_string())).unwrap();
+            // SAFETY: flock on a descriptor we own; released when the file is closed.
+            let locked = unsafe {
+                libc::flock(
+                    std::os::fd::AsRawFd::as_raw_fd(&lock),
+                    libc::LOCK_EX | libc::LOCK_NB,
+                )
+            } == 0;
+            let free = (0..nodes).all(|i| {
+                [0, 1]
+                    .iter()
+                    .all(|d| TcpListener::bind((Ipv4Addr::LOCALHOST, base + 10 * i + d)).is_ok())
+            });
+            if locked && free {
+                return PortBlock { base, _lock: lock };
+            }
         }
+        panic!("no free block of ports between 21000 and 32000");
+    }
+
+    /// The base port as a `--base-port` argument.
+    pub fn arg(&self) -> String {
+        self.base.to_string()
     }
 }
 
