@@ -1,0 +1,305 @@
+//! Command line: [`RawArgs`] is what clap parsed, as close to the flags as possible;
+//! [`RawArgs::resolve`] turns it into [`Settings`], with the topology loaded, the templates
+//! read and the lab home made absolute, so commands never look at raw strings again.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::provider::ProviderKind;
+use crate::render::{RenderError, Renderer};
+use crate::state::LabHome;
+use crate::topology::{Topology, TopologyError};
+
+/// Why the command line could not be turned into settings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// `--topology` names no built-in or a bad file.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// `--templates` is unusable.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The current directory is needed for a relative lab home and is unavailable.
+    #[error("cannot determine the current directory: {0}")]
+    CurrentDir(std::io::Error),
+}
+
+/// Runs Vault-style HA and DR labs from labnode clusters on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "lab", version, about)]
+pub struct RawArgs {
+    /// Directory holding the lab's state, configs, data and logs.
+    #[arg(long, global = true, env = "LAB_HOME", default_value = ".lab")]
+    pub home: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RawCommand,
+}
+
+/// Flags shared by the commands that render configurations.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// single, ha3, ha5, dr, or a topology TOML file.
+    #[arg(long, default_value = "single")]
+    pub topology: String,
+    /// API port of the first node; node i gets base + 10*i, its cluster port is API + 1.
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Directory with a node.hcl.hbs replacing the built-in template.
+    #[arg(long, env = "LAB_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+}
+
+/// The subcommands, as typed.
+#[derive(Debug, Subcommand)]
+pub enum RawCommand {
+    /// Render, start, initialize and unseal a lab, then print its status.
+    Up {
+        /// Topology, ports and templates.
+        #[command(flatten)]
+        render: RenderArgs,
+        /// Where the nodes run.
+        #[arg(long, value_enum, default_value = "local")]
+        provider: ProviderKind,
+        /// Print the final status as JSON on stdout (progress still goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every node: address, leader/follower/sealed/down, voter, sealed.
+    Status {
+        /// {"clusters":[{"name","nodes":[{"name","api_addr","state","voter","sealed"}]}]}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print `export VAULT_ADDR=... VAULT_TOKEN=...` for a node or a cluster's active node.
+    Env {
+        /// NODE, CLUSTER or CLUSTER/NODE (default: the first cluster).
+        target: Option<String>,
+    },
+    /// Print a cluster's root token and unseal keys.
+    Creds {
+        /// Cluster (default: the first one).
+        cluster: Option<String>,
+        /// As `vault operator init -format=json` prints them.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open $SHELL with VAULT_ADDR, VAULT_TOKEN and a `vault` command on PATH.
+    Shell {
+        /// NODE, CLUSTER or CLUSTER/NODE (default: the first cluster).
+        target: Option<String>,
+    },
+    /// Print a node's labnode log.
+    Logs {
+        /// NODE or CLUSTER/NODE.
+        node: String,
+        /// Keep printing as the log grows.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Break things on purpose: kill, stop or start nodes.
+    Fault {
+        /// The fault.
+        #[command(subcommand)]
+        action: FaultAction,
+    },
+    /// Write every node's HCL to a directory for inspection, without starting anything.
+    Render {
+        /// Topology, ports and templates.
+        #[command(flatten)]
+        render: RenderArgs,
+        /// Output directory; files are OUT/<cluster>/<node>.hcl.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Stop every node and remove data (logs are kept); idempotent.
+    Down {
+        /// Also delete the whole lab home, logs included.
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+/// `lab fault ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FaultAction {
+    /// SIGKILL a node or every node of a cluster (a crash).
+    Kill {
+        /// NODE, CLUSTER or CLUSTER/NODE.
+        target: String,
+    },
+    /// Stop a node or cluster gracefully (SIGTERM).
+    Stop {
+        /// NODE, CLUSTER or CLUSTER/NODE.
+        target: String,
+    },
+    /// Start a stopped or killed node again (it comes back sealed).
+    Start {
+        /// NODE, CLUSTER or CLUSTER/NODE.
+        target: String,
+        /// Unseal it with the cluster's stored keys and wait until it rejoined.
+        #[arg(long)]
+        unseal: bool,
+    },
+}
+
+/// Resolved settings: everything a command needs, already validated.
+pub struct Settings {
+    /// The lab home, absolute.
+    pub home: LabHome,
+    /// The command with its resolved inputs.
+    pub command: Command,
+}
+
+/// A command ready to run.
+pub enum Command {
+    /// `lab up`.
+    Up {
+        /// The lab shape with ports assigned.
+        topology: Topology,
+        /// The node template.
+        renderer: Renderer,
+        /// Where nodes run.
+        provider: ProviderKind,
+        /// JSON output.
+        json: bool,
+    },
+    /// `lab status`.
+    Status {
+        /// JSON output.
+        json: bool,
+    },
+    /// `lab env`.
+    Env {
+        /// NODE|CLUSTER.
+        target: Option<String>,
+    },
+    /// `lab creds`.
+    Creds {
+        /// CLUSTER.
+        cluster: Option<String>,
+        /// JSON output.
+        json: bool,
+    },
+    /// `lab shell`.
+    Shell {
+        /// NODE|CLUSTER.
+        target: Option<String>,
+    },
+    /// `lab logs`.
+    Logs {
+        /// NODE.
+        node: String,
+        /// Follow.
+        follow: bool,
+    },
+    /// `lab fault`.
+    Fault(FaultAction),
+    /// `lab render`.
+    Render {
+        /// The lab shape with ports assigned.
+        topology: Topology,
+        /// The node template.
+        renderer: Renderer,
+        /// Output directory.
+        out: PathBuf,
+    },
+    /// `lab down`.
+    Down {
+        /// Delete the home too.
+        purge: bool,
+    },
+}
+
+impl RenderArgs {
+    fn resolve(self) -> Result<(Topology, Renderer), CliError> {
+        let topology = Topology::load(&self.topology, self.base_port)?;
+        let renderer = Renderer::new(self.templates.as_deref())?;
+        Ok((topology, renderer))
+    }
+}
+
+impl RawArgs {
+    /// Loads and checks everything the flags point at.
+    pub fn resolve(self) -> Result<Settings, CliError> {
+        let home = if self.home.is_absolute() {
+            self.home
+        } else {
+            std::env::current_dir()
+                .map_err(CliError::CurrentDir)?
+                .join(self.home)
+        };
+        let command = match self.command {
+            RawCommand::Up {
+                render,
+                provider,
+                json,
+            } => {
+                let (topology, renderer) = render.resolve()?;
+                Command::Up {
+                    topology,
+                    renderer,
+                    provider,
+                    json,
+                }
+            }
+            RawCommand::Render { render, out } => {
+                let (topology, renderer) = render.resolve()?;
+                Command::Render {
+                    topology,
+                    renderer,
+                    out,
+                }
+            }
+            RawCommand::Status { json } => Command::Status { json },
+            RawCommand::Env { target } => Command::Env { target },
+            RawCommand::Creds { cluster, json } => Command::Creds { cluster, json },
+            RawCommand::Shell { target } => Command::Shell { target },
+            RawCommand::Logs { node, follow } => Command::Logs { node, follow },
+            RawCommand::Fault { action } => Command::Fault(action),
+            RawCommand::Down { purge } => Command::Down { purge },
+        };
+        Ok(Settings {
+            home: LabHome::new(home),
+            command,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_resolve_to_settings() {
+        let raw = RawArgs::try_parse_from([
+            "lab",
+            "--home",
+            "/tmp/x",
+            "up",
+            "--topology",
+            "dr",
+            "--base-port",
+            "9000",
+        ])
+        .unwrap();
+        let settings = raw.resolve().unwrap();
+        assert_eq!(settings.home.root(), std::path::Path::new("/tmp/x"));
+        let Command::Up {
+            topology, provider, ..
+        } = settings.command
+        else {
+            panic!("not up");
+        };
+        assert_eq!(provider, ProviderKind::Local);
+        assert_eq!(topology.clusters[1].nodes[0].api_port, 9030);
+        let relative = RawArgs::try_parse_from(["lab", "--home", "rel", "status"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert!(relative.home.root().is_absolute());
+        assert!(RawArgs::try_parse_from(["lab", "up", "--provider", "cloud"]).is_err());
+    }
+}

@@ -1,0 +1,416 @@
+//! One function per command, wiring the layers together; each returns the exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::Duration;
+
+use crate::bringup::Bringup;
+use crate::cli::{Command, FaultAction, Settings};
+use crate::provider::{self, LocalProvider, Provider, ProviderKind};
+use crate::render::Renderer;
+use crate::state::{ClusterState, LabHome, Phase, State, StateError, Target};
+use crate::status::{self, LabStatus};
+use crate::topology::Topology;
+use crate::LabError;
+
+/// How long `fault stop` waits for a node to exit before killing it.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs a resolved command.
+pub fn run(settings: Settings) -> Result<u8, LabError> {
+    let home = &settings.home;
+    match settings.command {
+        Command::Up {
+            topology,
+            renderer,
+            provider,
+            json,
+        } => up(home, &topology, &renderer, provider, json),
+        Command::Status { json } => status(home, json),
+        Command::Env { target } => env(home, target.as_deref()),
+        Command::Creds { cluster, json } => creds(home, cluster.as_deref(), json),
+        Command::Shell { target } => shell(home, target.as_deref()),
+        Command::Logs { node, follow } => logs(home, &node, follow),
+        Command::Fault(action) => fault(home, action),
+        Command::Render {
+            topology,
+            renderer,
+            out,
+        } => render(home, &topology, &renderer, &out),
+        Command::Down { purge } => down(home, purge),
+    }
+}
+
+/// Progress lines go to stderr so stdout stays clean for `--json` and `eval`.
+fn progress(line: &str) {
+    eprintln!("==> {line}");
+}
+
+fn up(
+    home: &LabHome,
+    topology: &Topology,
+    renderer: &Renderer,
+    kind: ProviderKind,
+    json: bool,
+) -> Result<u8, LabError> {
+    if let Some(existing) = home.load()? {
+        return Err(LabError::AlreadyUp {
+            home: home.root().to_owned(),
+            topology: existing.topology,
+        });
+    }
+    let provider = provider::for_kind(kind)?;
+    let plan = provider.plan(topology, home)?;
+    let mut rendered = Vec::new();
+    for cluster in &plan {
+        for node in &cluster.nodes {
+            rendered.push((node.state.config.clone(), renderer.render_node(&node.context)?));
+        }
+    }
+    provider.preflight(&plan)?;
+    progress(&format!(
+        "topology {} ({}), provider {}, home {}",
+        topology.name,
+        topology.description,
+        provider.name(),
+        home.root().display()
+    ));
+    let mut state = State {
+        provider: provider.name().to_owned(),
+        topology: topology.name.clone(),
+        phase: Phase::Starting,
+        labnode: provider.labnode().to_owned(),
+        clusters: plan
+            .into_iter()
+            .map(|c| ClusterState {
+                name: c.name,
+                seal: c.seal,
+                dr_role: c.dr_role,
+                nodes: c.nodes.into_iter().map(|n| n.state).collect(),
+            })
+            .collect(),
+    };
+    home.save(&state)?;
+    let result = place_files(provider.as_ref(), &state, &rendered).and_then(|()| {
+        Bringup {
+            home,
+            host: provider.host(),
+            labnode: provider.labnode(),
+            progress: &mut progress,
+        }
+        .run(&mut state)
+        .map_err(LabError::from)
+    });
+    if let Err(error) = result {
+        progress("bring-up failed; stopping what was started (logs are kept)");
+        let cleanup = provider
+            .teardown(home, Some(&state))
+            .map_err(LabError::from)
+            .and_then(|_| home.remove_runtime().map_err(LabError::from));
+        if let Err(cleanup) = cleanup {
+            progress(&format!("cleanup failed too ({cleanup}); run `lab down`"));
+        }
+        return Err(LabError::UpFailed {
+            source: Box::new(error),
+            home: home.root().to_owned(),
+        });
+    }
+    let status = status::collect(&state, home, provider.host());
+    if json {
+        println!("{}", to_json(&status)?);
+    } else {
+        print!("{}", status.table());
+        for cluster in &state.clusters {
+            println!(
+                "credentials for {}: {} (lab creds {0})",
+                cluster.name,
+                home.creds_path(&cluster.name).display()
+            );
+        }
+        println!("use it: eval \"$(lab env)\"  or  lab shell");
+    }
+    Ok(0)
+}
+
+/// Uploads each rendered config and creates each data directory on the node's host.
+fn place_files(
+    provider: &dyn Provider,
+    state: &State,
+    rendered: &[(PathBuf, String)],
+) -> Result<(), LabError> {
+    let host = provider.host();
+    for (path, text) in rendered {
+        host.upload(text.as_bytes(), path)?;
+    }
+    for node in state.clusters.iter().flat_map(|c| &c.nodes) {
+        let data = node.data.display().to_string();
+        let out = host.exec(Path::new("mkdir"), &["-p", &data])?;
+        if !out.success {
+            return Err(LabError::Io {
+                path: node.data.clone(),
+                source: std::io::Error::other(out.stderr.trim().to_owned()),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn status(home: &LabHome, json: bool) -> Result<u8, LabError> {
+    let state = home.require()?;
+    let provider = provider::for_state(&state)?;
+    let status = status::collect(&state, home, provider.host());
+    if json {
+        println!("{}", to_json(&status)?);
+    } else {
+        if state.phase == Phase::Starting {
+            eprintln!(
+                "note: bring-up did not finish (lab crashed or is still running); `lab down` cleans up"
+            );
+        }
+        print!("{}", status.table());
+    }
+    Ok(0)
+}
+
+/// The node a NODE|CLUSTER argument means: a cluster means its active node (or its first
+/// node, with a warning, when none is active).
+fn pick_node(home: &LabHome, state: &State, target: Option<&str>) -> Result<(usize, usize), LabError> {
+    match state.resolve(target)? {
+        Target::Node(c, n) => Ok((c, n)),
+        Target::Cluster(c) => {
+            let provider = provider::for_state(state)?;
+            let status: LabStatus = status::collect(state, home, provider.host());
+            Ok(match status.leader_of(c) {
+                Some(n) => (c, n),
+                None => {
+                    eprintln!(
+                        "warning: cluster {} has no active node; using {}",
+                        state.clusters[c].name,
+                        state.qualified(c, 0)
+                    );
+                    (c, 0)
+                }
+            })
+        }
+    }
+}
+
+/// VAULT_ADDR and VAULT_TOKEN for a target.
+fn vault_env(home: &LabHome, state: &State, target: Option<&str>) -> Result<[(String, String); 2], LabError> {
+    let (c, n) = pick_node(home, state, target)?;
+    let creds = home.credentials(&state.clusters[c].name)?;
+    Ok([
+        (
+            "VAULT_ADDR".to_owned(),
+            state.clusters[c].nodes[n].api_addr.clone(),
+        ),
+        ("VAULT_TOKEN".to_owned(), creds.root_token),
+    ])
+}
+
+fn env(home: &LabHome, target: Option<&str>) -> Result<u8, LabError> {
+    let state = home.require()?;
+    let vars = vault_env(home, &state, target)?;
+    let assignments: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("export {}", assignments.join(" "));
+    Ok(0)
+}
+
+fn creds(home: &LabHome, cluster: Option<&str>, json: bool) -> Result<u8, LabError> {
+    let state = home.require()?;
+    let c = match state.resolve(cluster)? {
+        Target::Cluster(c) | Target::Node(c, _) => c,
+    };
+    let creds = home.credentials(&state.clusters[c].name)?;
+    if json {
+        println!("{}", to_json(&creds)?);
+        return Ok(0);
+    }
+    for (i, key) in creds.unseal_keys_b64.iter().enumerate() {
+        println!("Unseal Key {}: {key}", i + 1);
+    }
+    for (i, key) in creds.recovery_keys_b64.iter().enumerate() {
+        println!("Recovery Key {}: {key}", i + 1);
+    }
+    println!("\nInitial Root Token: {}\n", creds.root_token);
+    if creds.unseal_shares > 0 {
+        println!(
+            "Vault initialized with {} key shares and a key threshold of {}.",
+            creds.unseal_shares, creds.unseal_threshold
+        );
+    } else {
+        println!(
+            "Vault initialized with {} recovery key shares and a key threshold of {}.",
+            creds.recovery_keys_shares, creds.recovery_keys_threshold
+        );
+    }
+    Ok(0)
+}
+
+fn shell(home: &LabHome, target: Option<&str>) -> Result<u8, LabError> {
+    let state = home.require()?;
+    let vars = vault_env(home, &state, target)?;
+    let bin = tempfile::Builder::new()
+        .prefix("lab-shell-")
+        .tempdir()
+        .map_err(|source| LabError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let vault = bin.path().join("vault");
+    std::os::unix::fs::symlink(&state.labnode, &vault).map_err(|source| LabError::Io {
+        path: vault.clone(),
+        source,
+    })?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin.path().to_owned()];
+    paths.extend(std::env::split_paths(&path));
+    let path = std::env::join_paths(paths).map_err(|e| LabError::Io {
+        path: bin.path().to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    let shell = std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    eprintln!(
+        "lab shell: {}={} ; `vault` is labnode; exit to leave",
+        vars[0].0, vars[0].1
+    );
+    let status = Process::new(&shell)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .env("PATH", path)
+        .env("LAB_HOME", home.root())
+        .status()
+        .map_err(|source| LabError::Io {
+            path: PathBuf::from(&shell),
+            source,
+        })?;
+    Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1))
+}
+
+fn logs(home: &LabHome, node: &str, follow: bool) -> Result<u8, LabError> {
+    let state = home.require()?;
+    let Target::Node(c, n) = state.resolve(Some(node))? else {
+        return Err(LabError::NotANode(node.to_owned()));
+    };
+    let provider = provider::for_state(&state)?;
+    let mut stdout = std::io::stdout().lock();
+    provider
+        .host()
+        .logs(&state.clusters[c].nodes[n].log, follow, &mut stdout)?;
+    Ok(0)
+}
+
+fn fault(home: &LabHome, action: FaultAction) -> Result<u8, LabError> {
+    let mut state = home.require()?;
+    let target = match &action {
+        FaultAction::Kill { target } | FaultAction::Stop { target } | FaultAction::Start { target, .. } => {
+            target
+        }
+    };
+    let nodes = state.nodes_of(state.resolve(Some(target))?);
+    let provider = provider::for_state(&state)?;
+    let host = provider.host();
+    for (c, n) in nodes {
+        let name = state.qualified(c, n);
+        match &action {
+            FaultAction::Start { unseal, .. } => {
+                Bringup {
+                    home,
+                    host,
+                    labnode: provider.labnode(),
+                    progress: &mut progress,
+                }
+                .restart(&mut state, c, n, *unseal)?;
+                let how = if *unseal {
+                    "unsealed and rejoined"
+                } else {
+                    "sealed; unseal it to rejoin"
+                };
+                println!("{name}: started ({how})");
+            }
+            FaultAction::Kill { .. } | FaultAction::Stop { .. } => {
+                let Some(process) = state.clusters[c].nodes[n].process.take() else {
+                    println!("{name}: already down");
+                    continue;
+                };
+                let verb = if matches!(action, FaultAction::Kill { .. }) {
+                    host.kill(&process)?;
+                    "killed"
+                } else {
+                    host.stop(&process, STOP_GRACE)?;
+                    "stopped"
+                };
+                home.save(&state)?;
+                println!("{name}: {verb} (pid {})", process.pid);
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn render(home: &LabHome, topology: &Topology, renderer: &Renderer, out: &Path) -> Result<u8, LabError> {
+    // Planning only assigns addresses and paths; no labnode binary is needed for that.
+    let plan = LocalProvider::new(PathBuf::new()).plan(topology, home)?;
+    for cluster in &plan {
+        for node in &cluster.nodes {
+            let text = renderer.render_node(&node.context)?;
+            let path = out.join(&cluster.name).join(format!("{}.hcl", node.state.name));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| LabError::Io {
+                    path: parent.to_owned(),
+                    source,
+                })?;
+            }
+            std::fs::write(&path, text).map_err(|source| LabError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            println!("{}", path.display());
+        }
+    }
+    Ok(0)
+}
+
+fn down(home: &LabHome, purge: bool) -> Result<u8, LabError> {
+    let state = match home.load() {
+        Ok(state) => state,
+        Err(StateError::Corrupt { path, .. }) => {
+            eprintln!(
+                "warning: {} is unreadable; stopping every node found under the lab home",
+                path.display()
+            );
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let provider: Box<dyn Provider> = match &state {
+        Some(state) => provider::for_state(state)?,
+        None => Box::new(LocalProvider::new(PathBuf::new())),
+    };
+    for line in provider.teardown(home, state.as_ref())? {
+        progress(&line);
+    }
+    let existed = home.root().exists();
+    if purge {
+        home.purge()?;
+    } else {
+        home.remove_runtime()?;
+    }
+    match (existed, purge) {
+        (false, _) => println!("no lab in {}; nothing to do", home.root().display()),
+        (true, true) => println!("lab removed, {} deleted", home.root().display()),
+        (true, false) => println!(
+            "lab removed; logs kept in {} (`lab down --purge` deletes them)",
+            home.root().display()
+        ),
+    }
+    Ok(0)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, LabError> {
+    serde_json::to_string_pretty(value).map_err(|e| LabError::Io {
+        path: PathBuf::from("<stdout>"),
+        source: std::io::Error::other(e),
+    })
+}

@@ -1,0 +1,99 @@
+//! Where a node's process lives and how lab acts on it.
+//!
+//! Bring-up, faults and teardown only talk to a [`Host`], so the same code drives local
+//! processes today and ssh-reachable machines later (an `ssh` implementation of this
+//! trait is all the EC2 path needs on this side).
+
+mod local;
+
+pub use local::LocalHost;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why an action on a host failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The program could not be started.
+    #[error("cannot start {}: {source}", program.display())]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file on the host could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Sending a signal failed for a reason other than "already gone".
+    #[error("cannot signal process group {pgid}: {source}")]
+    Signal {
+        /// The process group.
+        pgid: u32,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A started process, recorded in `state.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Process group (the process leads its own session and group), signalled as a whole.
+    pub pgid: u32,
+    /// An argument only this process has (its `-config=...`); checked before any signal
+    /// so a recycled pid is never hit.
+    pub tag: String,
+}
+
+/// What to start: a program, its arguments and where its output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// The executable on the host.
+    pub program: PathBuf,
+    /// Arguments; one of them must equal `tag`.
+    pub args: Vec<String>,
+    /// The identifying argument, copied into [`ProcessInfo::tag`].
+    pub tag: String,
+    /// File receiving stdout and stderr (appended, so restarts keep history).
+    pub log: PathBuf,
+}
+
+/// The result of a short command run on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// A machine that runs nodes.
+pub trait Host {
+    /// Places a file on the host (configs are rendered locally, then uploaded).
+    fn upload(&self, contents: &[u8], dest: &Path) -> Result<(), HostError>;
+    /// Runs a short command to completion (e.g. checking the binary works before a lab starts).
+    fn exec(&self, program: &Path, args: &[&str]) -> Result<ExecOutput, HostError>;
+    /// Starts a long-running process in its own session and process group.
+    fn start(&self, launch: &Launch) -> Result<ProcessInfo, HostError>;
+    /// True while the recorded process exists, is not a zombie and still carries its tag.
+    fn is_running(&self, process: &ProcessInfo) -> bool;
+    /// Asks the process group to exit (SIGTERM), then kills it after `grace`.
+    fn stop(&self, process: &ProcessInfo, grace: Duration) -> Result<(), HostError>;
+    /// Kills the process group at once (SIGKILL), like a crash or power loss.
+    fn kill(&self, process: &ProcessInfo) -> Result<(), HostError>;
+    /// Copies a log to `out`; with `follow`, keeps copying what is appended until interrupted.
+    fn logs(&self, log: &Path, follow: bool, out: &mut dyn Write) -> Result<(), HostError>;
+}

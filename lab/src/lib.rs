@@ -1,0 +1,71 @@
+//! `lab`: renders labnode configurations, runs HA and DR clusters of labnode processes,
+//! and tears them down again. The binary is a thin wrapper over [`commands::run`].
+//!
+//! Layers, outside in: [`cli`] (flags to settings), [`commands`] (one function per
+//! command), [`bringup`] (init/unseal/join), [`status`], [`provider`] (where machines come
+//! from), [`host`] (how processes run on them), [`render`] (HCL templates),
+//! [`topology`] (lab shapes), [`state`] (`.lab/`), [`api`] (the Vault HTTP endpoints).
+
+pub mod api;
+pub mod bringup;
+pub mod cli;
+pub mod commands;
+pub mod host;
+pub mod provider;
+pub mod render;
+pub mod state;
+pub mod status;
+pub mod topology;
+
+use std::path::PathBuf;
+
+/// Why a command failed; each layer's error passes through unchanged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabError {
+    /// Topology loading.
+    #[error(transparent)]
+    Topology(#[from] topology::TopologyError),
+    /// Template rendering or config checking.
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    /// Provider planning, preflight or teardown.
+    #[error(transparent)]
+    Provider(#[from] provider::ProviderError),
+    /// A process or file action on a host.
+    #[error(transparent)]
+    Host(#[from] host::HostError),
+    /// Lab state.
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    /// Bring-up of a node (also `fault start`).
+    #[error(transparent)]
+    Bringup(#[from] bringup::BringupError),
+    /// `lab up` while a lab exists.
+    #[error("a lab ({topology}) already exists in {}; use it, or remove it with `lab down`", home.display())]
+    AlreadyUp {
+        /// The lab home.
+        home: PathBuf,
+        /// The running lab's topology.
+        topology: String,
+    },
+    /// `lab up` failed; what it started has been removed.
+    #[error("{source}\nthe lab was not started; processes were stopped and data removed, logs are kept under {}", home.display())]
+    UpFailed {
+        /// What went wrong.
+        source: Box<LabError>,
+        /// Where the logs are.
+        home: PathBuf,
+    },
+    /// A command that needs one node was given a cluster.
+    #[error("\"{0}\" is a cluster; this command needs a node (NODE or CLUSTER/NODE)")]
+    NotANode(String),
+    /// A local file or terminal action failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,129 @@
+//! Where a lab's machines come from and what the node templates are told about them.
+//!
+//! A provider turns a [`Topology`] into planned nodes (addresses, paths, the seal and join
+//! facts for the template), checks the resources are free, hands out the [`Host`] that
+//! runs the nodes, and tears everything down. Only `local` exists today; a `localstack`
+//! provider plugs in here by filling [`crate::render::SealContext::awskms`] and
+//! [`crate::render::JoinContext::auto_join`] (KMS key and EC2 tags in LocalStack) and
+//! deleting them in [`Provider::teardown`]; bring-up already handles auto-unseal clusters.
+
+mod local;
+
+pub use local::LocalProvider;
+
+use std::path::{Path, PathBuf};
+
+use crate::host::{Host, HostError};
+use crate::render::NodeContext;
+use crate::state::{LabHome, NodeState, State, StateError};
+use crate::topology::{DrRole, SealKind, Topology};
+
+/// Which provider `lab up --provider` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// Processes on 127.0.0.1, no sudo, no cloud.
+    Local,
+}
+
+impl ProviderKind {
+    /// The name recorded in `state.json`, so later commands rebuild the same provider.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Local => "local",
+        }
+    }
+}
+
+/// Why a provider could not plan, check, start or remove a lab.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// No labnode binary where lab looks for it.
+    #[error("cannot find labnode: looked next to lab ({}), in LABNODE_BIN and on PATH; build it with `cargo build -p labnode` or set LABNODE_BIN", next_to_lab.display())]
+    LabnodeNotFound {
+        /// The sibling path that was tried first.
+        next_to_lab: PathBuf,
+    },
+    /// The labnode binary exists but does not run.
+    #[error("{} does not run (`labnode version` failed): {detail}", labnode.display())]
+    LabnodeBroken {
+        /// The binary.
+        labnode: PathBuf,
+        /// Its stderr or the spawn error.
+        detail: String,
+    },
+    /// Ports the lab needs are taken; nothing was started.
+    #[error("cannot start the lab, ports already in use (nothing was started):\n{}", .0.join("\n"))]
+    PortsInUse(Vec<String>),
+    /// The topology asks for something this provider cannot supply.
+    #[error("provider {provider}: {message}")]
+    Unsupported {
+        /// The provider's name.
+        provider: &'static str,
+        /// What is missing and what to use instead.
+        message: String,
+    },
+    /// `state.json` names a provider this build does not have.
+    #[error("this lab was started by provider \"{0}\", which this lab binary does not know")]
+    UnknownProvider(String),
+    /// Starting or stopping a process failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// Reading or writing lab state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// One cluster, planned: the state to record and the template context of each node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCluster {
+    /// Cluster name.
+    pub name: String,
+    /// Seal type.
+    pub seal: SealKind,
+    /// DR role it is prepared for.
+    pub dr_role: Option<DrRole>,
+    /// Nodes in start order.
+    pub nodes: Vec<PlannedNode>,
+}
+
+/// One node, planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedNode {
+    /// What `state.json` will record (no process yet).
+    pub state: NodeState,
+    /// What the node template renders from.
+    pub context: NodeContext,
+}
+
+/// A source of machines for a lab.
+pub trait Provider {
+    /// The name recorded in `state.json`.
+    fn name(&self) -> &'static str;
+    /// Assigns addresses, paths, seal and join facts to every node of the topology.
+    fn plan(&self, topology: &Topology, home: &LabHome) -> Result<Vec<PlannedCluster>, ProviderError>;
+    /// Checks, before anything starts, that the plan can run (ports free, binary works).
+    fn preflight(&self, plan: &[PlannedCluster]) -> Result<(), ProviderError>;
+    /// The host that runs the nodes.
+    fn host(&self) -> &dyn Host;
+    /// The labnode executable on that host.
+    fn labnode(&self) -> &Path;
+    /// Stops every process of the lab in `home`, including ones `state` does not know
+    /// about (a crash between start and record); returns one line per process stopped.
+    fn teardown(&self, home: &LabHome, state: Option<&State>) -> Result<Vec<String>, ProviderError>;
+}
+
+/// Builds the provider `up` asked for.
+pub fn for_kind(kind: ProviderKind) -> Result<Box<dyn Provider>, ProviderError> {
+    match kind {
+        ProviderKind::Local => Ok(Box::new(LocalProvider::discover()?)),
+    }
+}
+
+/// Rebuilds the provider that started an existing lab, for every command after `up`.
+pub fn for_state(state: &State) -> Result<Box<dyn Provider>, ProviderError> {
+    match state.provider.as_str() {
+        "local" => Ok(Box::new(LocalProvider::new(state.labnode.clone()))),
+        other => Err(ProviderError::UnknownProvider(other.to_owned())),
+    }
+}
