@@ -14,6 +14,7 @@ pub mod config;
 pub mod core;
 pub mod http;
 pub mod raft;
+pub mod replication;
 pub mod seal;
 pub mod server;
 pub mod storage;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::core::fields::Fields;
+use crate::core::generate_root::OtpPurpose;
 use crate::core::mounts::{normalize, MountEntry};
 use crate::core::tokens::{rfc3339, TokenEntry};
 use crate::core::wrapping;
@@ -69,16 +70,24 @@ pub async fn handle(
                 .await
         }
         "storage/raft/bootstrap/answer" if write => core.raft_answer(&req.data).await,
-        "storage/raft/configuration" if op == Read => core.raft_configuration().await,
+        "storage/raft/configuration" if op == Read || write => {
+            require_dr_token_if_unauthenticated(core, token, req).await?;
+            core.raft_configuration().await
+        }
         "storage/raft/remove-peer" if write => {
+            require_dr_token_if_unauthenticated(core, token, req).await?;
             core.raft_remove_peer(&Fields(&req.data).string("server_id").unwrap_or_default())
                 .await
         }
         "storage/raft/promote" | "storage/raft/demote" if write => {
+            require_dr_token_if_unauthenticated(core, token, req).await?;
             let server_id = Fields(&req.data).required_string("server_id")?;
             core.raft_set_voter(&server_id, rest.ends_with("promote")).await
         }
-        "storage/raft/autopilot/state" if op == Read => core.autopilot_state().await,
+        "storage/raft/autopilot/state" if op == Read || write => {
+            require_dr_token_if_unauthenticated(core, token, req).await?;
+            core.autopilot_state().await
+        }
         "storage/raft/autopilot/configuration" if op == Read => Ok(Response::data(json!({
             "cleanup_dead_servers": false,
             "last_contact_threshold": "10s",
@@ -97,22 +106,24 @@ pub async fn handle(
             Ok(Response::data(Value::Object(req.data.clone())))
         }
         "wrapping/unwrap" if write => {
-            let token = wrapping_token(req)?;
+            let token = wrapping_token(core, req).await?;
             wrapping::unwrap(state, &token).await
         }
-        "wrapping/lookup" if write || op == Read => wrapping::lookup(state, &wrapping_token(req)?).await,
-        "wrapping/rewrap" if write => wrapping::rewrap(state, &wrapping_token(req)?).await,
+        "wrapping/lookup" if write || op == Read => {
+            wrapping::lookup(state, &wrapping_token(core, req).await?).await
+        }
+        "wrapping/rewrap" if write => wrapping::rewrap(state, &wrapping_token(core, req).await?).await,
         "generate-root-token/attempt" => match op {
-            Read => Ok(Response::data(core.generate_root_status().await?)),
+            Read => Ok(Response::data(core.generate_root_status(OtpPurpose::Root).await?)),
             Create | Update => {
                 let f = Fields(&req.data);
                 Ok(Response::data(
-                    core.generate_root_start(f.string("otp"), f.string("pgp_key"))
+                    core.generate_root_start(OtpPurpose::Root, f.string("otp"), f.string("pgp_key"))
                         .await?,
                 ))
             }
             Delete => {
-                core.generate_root_cancel().await;
+                core.generate_root_cancel(OtpPurpose::Root).await;
                 Ok(Response::empty())
             }
             _ => Err(CoreError::UnsupportedOperation),
@@ -121,15 +132,66 @@ pub async fn handle(
             let f = Fields(&req.data);
             let key = f.required_string("key")?;
             Ok(Response::data(
-                core.generate_root_update(&key, &f.string("nonce").unwrap_or_default())
+                core.generate_root_update(OtpPurpose::Root, &key, &f.string("nonce").unwrap_or_default())
                     .await?,
             ))
         }
         "replication/status" if op == Read => Ok(Response::data(
-            json!({ "dr": { "mode": "disabled" }, "performance": { "mode": "disabled" } }),
+            json!({ "dr": core.dr_status().await?, "performance": { "mode": "disabled" } }),
         )),
-        "replication/dr/status" | "replication/performance/status" if op == Read => {
-            Ok(Response::data(json!({ "mode": "disabled" })))
+        "replication/dr/status" if op == Read => Ok(Response::data(core.dr_status().await?)),
+        "replication/performance/status" if op == Read => Ok(Response::data(json!({ "mode": "disabled" }))),
+        "replication/dr/primary/enable" if write => {
+            core.dr_primary_enable(state, Fields(&req.data).string("primary_cluster_addr"))
+                .await
+        }
+        "replication/dr/primary/secondary-token" if write => {
+            let f = Fields(&req.data);
+            core.dr_secondary_token(state, &f.required_string("id")?, f.duration_secs("ttl")?)
+                .await
+        }
+        "replication/dr/primary/revoke-secondary" if write => {
+            core.dr_revoke_secondary(&Fields(&req.data).required_string("id")?)
+                .await
+        }
+        "replication/dr/primary/demote" if write => core.dr_demote().await,
+        "replication/dr/primary/disable" if write => core.dr_primary_disable().await,
+        "replication/dr/secondary/enable" if write => {
+            let f = Fields(&req.data);
+            let token = f.required_string("token")?;
+            let (api, ca) = (f.string("primary_api_addr"), f.string("ca_file"));
+            core.dr_secondary_enable(&token, api.as_deref(), ca.as_deref())
+                .await
+        }
+        "replication/dr/secondary/promote" if write => {
+            let f = Fields(&req.data);
+            core.check_dr_operation_token(&dr_token(req), "sys/replication/dr/secondary/promote")
+                .await?;
+            core.dr_promote(f.string("primary_cluster_addr")).await
+        }
+        "replication/dr/secondary/update-primary" if write => {
+            let f = Fields(&req.data);
+            core.check_dr_operation_token(&dr_token(req), "sys/replication/dr/secondary/update-primary")
+                .await?;
+            let (api, ca) = (f.string("primary_api_addr"), f.string("ca_file"));
+            core.dr_update_primary(
+                &f.string("token").unwrap_or_default(),
+                api.as_deref(),
+                ca.as_deref(),
+            )
+            .await
+        }
+        "replication/dr/secondary/operation-token/delete" if write => {
+            core.dr_delete_operation_token(&dr_token(req)).await
+        }
+        "decode-token" if write => {
+            let f = Fields(&req.data);
+            let token = crate::core::generate_root::decode_token(
+                &f.required_string("encoded_token")?,
+                &f.required_string("otp")?,
+            )
+            .ok_or_else(|| CoreError::invalid("the encoded token does not decode with this OTP"))?;
+            Ok(Response::data(json!({ "token": token })))
         }
         _ => {
             if let Some(path) = rest.strip_prefix("internal/ui/mounts/") {
@@ -149,13 +211,42 @@ pub async fn handle(
     }
 }
 
-/// The wrapping token of an unwrap/lookup/rewrap: the `token` field, else the caller's token.
-fn wrapping_token(req: &Request) -> Result<String, CoreError> {
+/// The DR operation token of a request: the `dr_operation_token` field, else the header token.
+fn dr_token(req: &Request) -> String {
     Fields(&req.data)
+        .string("dr_operation_token")
+        .filter(|t| !t.is_empty())
+        .or_else(|| req.client_token.clone())
+        .unwrap_or_default()
+}
+
+/// On a DR secondary, raft endpoints are authorized by a DR operation token instead.
+async fn require_dr_token_if_unauthenticated(
+    core: &Core,
+    token: Option<&TokenEntry>,
+    req: &Request,
+) -> Result<(), CoreError> {
+    if token.is_some() {
+        return Ok(());
+    }
+    core.check_dr_operation_token(&dr_token(req), &req.path).await
+}
+
+/// The wrapping token of an unwrap/lookup/rewrap: the `token` field, else the caller's token.
+/// Activation tokens in JWT form carry the real wrapping token as `jti`.
+async fn wrapping_token(core: &Core, req: &Request) -> Result<String, CoreError> {
+    let token = Fields(&req.data)
         .string("token")
         .filter(|t| !t.is_empty())
         .or_else(|| req.client_token.clone())
-        .ok_or_else(|| CoreError::invalid(wrapping::INVALID_WRAPPING_TOKEN))
+        .ok_or_else(|| CoreError::invalid(wrapping::INVALID_WRAPPING_TOKEN))?;
+    if crate::replication::jwt::looks_like_jwt(&token) {
+        return core
+            .resolve_activation_jwt(&token)
+            .await
+            .ok_or_else(|| CoreError::invalid(wrapping::INVALID_WRAPPING_TOKEN));
+    }
+    Ok(token)
 }
 
 /// Legacy endpoints repeat `data` at the top level.

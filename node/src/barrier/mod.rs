@@ -17,7 +17,7 @@ use tokio::sync::RwLock;
 use zeroize::Zeroizing;
 
 use crate::storage::{Physical, StorageError, WriteOp};
-pub use crypto::{open, random_key, seal as seal_bytes};
+pub use crypto::{b64, open, random_key, seal as seal_bytes};
 
 /// Where the encrypted root key lives.
 pub const ROOT_KEY_PATH: &str = "core/root-key";
@@ -184,6 +184,23 @@ impl Barrier {
                 .ok_or_else(|| BarrierError::Corrupt(KEYRING_PATH.into()))?,
         );
         serde_json::from_slice(&plain).map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))
+    }
+
+    /// The root key, for handing to a DR secondary over mutually authenticated TLS.
+    pub async fn root_key(&self) -> Result<Zeroizing<Vec<u8>>, BarrierError> {
+        let guard = self.state.read().await;
+        Ok(guard.as_ref().ok_or(BarrierError::Sealed)?.root_key.clone())
+    }
+
+    /// Switches to another cluster's root key (DR secondary activation): the keyring
+    /// now in storage is that cluster's and opens only with its root key.
+    pub async fn adopt_root_key(&self, root_key: &[u8]) -> Result<(), BarrierError> {
+        let keyring = self.load_keyring(root_key).await?;
+        *self.state.write().await = Some(Unsealed {
+            root_key: Zeroizing::new(root_key.to_vec()),
+            keyring,
+        });
+        Ok(())
     }
 
     /// Forgets every key held in memory.

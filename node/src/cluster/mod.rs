@@ -9,7 +9,9 @@ mod serve;
 mod tls;
 
 pub use serve::{serve, AcceptorSource};
-pub use tls::{load_listener_tls, ClusterTls, TlsError};
+pub use tls::{
+    load_listener_tls, peer_role, ClusterTls, IssuingCa, PeerRole, TlsError, DR_SECONDARY_SUBJECT_PREFIX,
+};
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -44,10 +46,11 @@ impl ClusterTransport {
         Arc::new(Self::default())
     }
 
-    /// Starts using `tls` for both sides of the cluster port.
-    pub fn install(&self, tls: &ClusterTls) -> Result<(), TlsError> {
+    /// Starts using `tls` for both sides of the cluster port; `replication_ca` also
+    /// admits DR secondaries' client certificates (on a DR primary).
+    pub fn install(&self, tls: &ClusterTls, replication_ca: Option<&str>) -> Result<(), TlsError> {
         let material = Material {
-            acceptor: TlsAcceptor::from(tls.server_config()?),
+            acceptor: TlsAcceptor::from(tls.server_config(replication_ca)?),
             client: reqwest::Client::builder()
                 .use_preconfigured_tls(tls.client_config()?)
                 .connect_timeout(Duration::from_millis(500))

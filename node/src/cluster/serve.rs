@@ -59,7 +59,8 @@ pub async fn serve(
                     return;
                 }
             };
-            let service = TowerToHyperService::new(router);
+            let role = super::peer_role(tls.get_ref().1.peer_certificates().and_then(|c| c.first()));
+            let service = TowerToHyperService::new(router.layer(axum::Extension(role)));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
                 .await

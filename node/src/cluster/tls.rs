@@ -75,45 +75,32 @@ fn roots(pem: &str) -> Result<RootCertStore, TlsError> {
 impl ClusterTls {
     /// A new CA and member certificate for the cluster `cluster_id`.
     pub fn generate(cluster_id: &str) -> Result<Self, TlsError> {
-        let gen = |e: rcgen::Error| TlsError::Generate(e.to_string());
-        let ca_key = rcgen::KeyPair::generate().map_err(gen)?;
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
-        ca_params.distinguished_name.push(
-            rcgen::DnType::CommonName,
-            format!("labnode-cluster-ca-{cluster_id}"),
-        );
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        ca_params.not_after = rcgen::date_time_ymd(2126, 1, 1);
-        let ca = ca_params.self_signed(&ca_key).map_err(gen)?;
-
-        let key = rcgen::KeyPair::generate().map_err(gen)?;
-        let mut params = rcgen::CertificateParams::new(vec![CLUSTER_SERVER_NAME.to_string()]).map_err(gen)?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("labnode-cluster-{cluster_id}"));
-        params.extended_key_usages = vec![
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.not_after = rcgen::date_time_ymd(2126, 1, 1);
-        let cert = params.signed_by(&key, &ca, &ca_key).map_err(gen)?;
+        let ca = IssuingCa::generate(&format!("labnode-cluster-ca-{cluster_id}"))?;
+        let (cert_pem, key_pem) = ca.issue(
+            &format!("labnode-cluster-{cluster_id}"),
+            vec![CLUSTER_SERVER_NAME.to_string()],
+        )?;
         Ok(Self {
-            ca_pem: ca.pem(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            ca_pem: ca.ca_pem,
+            cert_pem,
+            key_pem,
         })
     }
 
-    /// Server side: present the member certificate, require one from the same CA.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&self.ca_pem)?), provider())
-                .build()
-                .map_err(|e| TlsError::Config(e.to_string()))?;
+    /// Server side: present the member certificate, require a client certificate from the
+    /// cluster CA or from `extra_client_ca` (the DR replication CA on a primary).
+    pub fn server_config(&self, extra_client_ca: Option<&str>) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut client_roots = roots(&self.ca_pem)?;
+        if let Some(extra) = extra_client_ca {
+            for cert in certs(extra, "replication CA")? {
+                client_roots
+                    .add(cert)
+                    .map_err(|e| TlsError::Config(format!("replication CA: {e}")))?;
+            }
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots), provider())
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
         let config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?
@@ -144,6 +131,117 @@ impl ClusterTls {
                 key(&self.key_pem, "cluster key")?,
             )
             .map_err(|e| TlsError::Config(e.to_string()))
+    }
+}
+
+/// A certificate authority whose key is kept (PEM) so it can issue later: the
+/// cluster CA at init, the DR replication CA when a primary issues secondary tokens.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct IssuingCa {
+    pub common_name: String,
+    pub ca_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for IssuingCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuingCa")
+            .field("common_name", &self.common_name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn gen_err(e: rcgen::Error) -> TlsError {
+    TlsError::Generate(e.to_string())
+}
+
+fn ca_params(common_name: &str) -> Result<rcgen::CertificateParams, TlsError> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2126, 1, 1);
+    Ok(params)
+}
+
+impl IssuingCa {
+    /// A new self-signed CA named `common_name`.
+    pub fn generate(common_name: &str) -> Result<Self, TlsError> {
+        let key = rcgen::KeyPair::generate().map_err(gen_err)?;
+        let cert = ca_params(common_name)?.self_signed(&key).map_err(gen_err)?;
+        Ok(Self {
+            common_name: common_name.into(),
+            ca_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues a certificate usable as both TLS server and client; returns (cert, key) PEM.
+    pub fn issue(&self, subject: &str, dns_names: Vec<String>) -> Result<(String, String), TlsError> {
+        let ca_key = rcgen::KeyPair::from_pem(&self.key_pem).map_err(gen_err)?;
+        // Same name and key as the stored CA certificate, so what it signs chains to it.
+        let ca = ca_params(&self.common_name)?
+            .self_signed(&ca_key)
+            .map_err(gen_err)?;
+        let key = rcgen::KeyPair::generate().map_err(gen_err)?;
+        let mut params = rcgen::CertificateParams::new(dns_names).map_err(gen_err)?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, subject);
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2126, 1, 1);
+        let cert = params.signed_by(&key, &ca, &ca_key).map_err(gen_err)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+/// Who is on the other end of a cluster-port connection, from its client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerRole {
+    /// A node of this cluster (certificate from the cluster CA).
+    Member,
+    /// A DR secondary, by its secondary id (certificate from the replication CA).
+    DrSecondary(String),
+    /// No usable certificate (a plain TLS API listener).
+    Anonymous,
+}
+
+/// Subject prefix of the client certificates issued to DR secondaries.
+pub const DR_SECONDARY_SUBJECT_PREFIX: &str = "dr-secondary:";
+
+/// Classifies a verified client certificate by its issuer and subject names.
+pub fn peer_role(leaf: Option<&CertificateDer<'_>>) -> PeerRole {
+    let Some(leaf) = leaf else {
+        return PeerRole::Anonymous;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+        return PeerRole::Anonymous;
+    };
+    let cn = |name: &x509_parser::x509::X509Name<'_>| {
+        name.iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (issuer, subject) = (cn(cert.issuer()), cn(cert.subject()));
+    if issuer.starts_with("labnode-replication-ca-") {
+        match subject.strip_prefix(DR_SECONDARY_SUBJECT_PREFIX) {
+            Some(id) => PeerRole::DrSecondary(id.to_string()),
+            None => PeerRole::Anonymous,
+        }
+    } else if issuer.starts_with("labnode-cluster-ca-") {
+        PeerRole::Member
+    } else {
+        PeerRole::Anonymous
     }
 }
 
@@ -253,7 +351,15 @@ mod tests {
     fn generated_material_builds_both_sides() {
         let tls = ClusterTls::generate("test").unwrap();
         assert!(tls.ca_pem.contains("BEGIN CERTIFICATE"));
-        tls.server_config().unwrap();
+        tls.server_config(None).unwrap();
         tls.client_config().unwrap();
+        let member = certs(&tls.cert_pem, "member").unwrap();
+        assert_eq!(peer_role(member.first()), PeerRole::Member);
+        let replication = IssuingCa::generate("labnode-replication-ca-test").unwrap();
+        let (cert, _) = replication.issue("dr-secondary:dr1", vec![]).unwrap();
+        let cert = certs(&cert, "secondary").unwrap();
+        assert_eq!(peer_role(cert.first()), PeerRole::DrSecondary("dr1".into()));
+        tls.server_config(Some(&replication.ca_pem)).unwrap();
+        assert_eq!(peer_role(None), PeerRole::Anonymous);
     }
 }

@@ -362,6 +362,11 @@ pub fn is_unauthenticated(path: &str) -> bool {
             | "sys/replication/performance/status"
             | "sys/storage/raft/bootstrap/challenge"
             | "sys/storage/raft/bootstrap/answer"
+            | "sys/replication/dr/secondary/promote"
+            | "sys/replication/dr/secondary/update-primary"
+            | "sys/replication/dr/secondary/operation-token/delete"
+            | "sys/replication/dr/secondary/disable"
+            | "sys/decode-token"
     )
 }
 

@@ -60,25 +60,50 @@ fn status(attempt: Option<&Attempt>, required: u8, otp: &str, encoded: &str) -> 
     })
 }
 
+/// Which token a completed attempt mints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpPurpose {
+    /// `sys/generate-root/*`: a root token.
+    Root,
+    /// `sys/replication/dr/secondary/generate-operation-token/*`: a DR operation token.
+    DrOperation,
+}
+
 impl Core {
     async fn share_threshold(&self) -> Result<u8, CoreError> {
         Ok(self.seal_config().await?.map(|c| c.secret_threshold).unwrap_or(0))
     }
 
+    fn otp_flow(&self, purpose: OtpPurpose) -> &OtpFlow {
+        match purpose {
+            OtpPurpose::Root => &self.generate_root,
+            OtpPurpose::DrOperation => &self.dr_operation_token,
+        }
+    }
+
+    async fn check_purpose(&self, purpose: OtpPurpose) -> Result<(), CoreError> {
+        if purpose == OtpPurpose::DrOperation && self.dr_mode().await != "secondary" {
+            return Err(CoreError::invalid("this cluster is not a DR secondary"));
+        }
+        Ok(())
+    }
+
     /// `GET .../attempt`.
-    pub async fn generate_root_status(&self) -> Result<Value, CoreError> {
+    pub async fn generate_root_status(&self, purpose: OtpPurpose) -> Result<Value, CoreError> {
         let required = self.share_threshold().await?;
-        let guard = self.generate_root.attempt.lock().await;
+        let guard = self.otp_flow(purpose).attempt.lock().await;
         Ok(status(guard.as_ref(), required, "", ""))
     }
 
     /// `PUT .../attempt`: starts an attempt with the given OTP or a generated one.
     pub async fn generate_root_start(
         &self,
+        purpose: OtpPurpose,
         otp: Option<String>,
         pgp_key: Option<String>,
     ) -> Result<Value, CoreError> {
         self.state().await?;
+        self.check_purpose(purpose).await?;
         let otp = otp.filter(|o| !o.is_empty());
         if pgp_key.as_deref().is_some_and(|k| !k.is_empty()) {
             if otp.is_some() {
@@ -91,7 +116,7 @@ impl Core {
         if otp.as_ref().is_some_and(|o| o.len() != OTP_LENGTH) {
             return Err(CoreError::invalid("OTP string has incorrect length"));
         }
-        let mut guard = self.generate_root.attempt.lock().await;
+        let mut guard = self.otp_flow(purpose).attempt.lock().await;
         if guard.is_some() {
             return Err(CoreError::invalid("root generation already in progress"));
         }
@@ -112,15 +137,21 @@ impl Core {
     }
 
     /// `DELETE .../attempt`.
-    pub async fn generate_root_cancel(&self) {
-        *self.generate_root.attempt.lock().await = None;
+    pub async fn generate_root_cancel(&self, purpose: OtpPurpose) {
+        *self.otp_flow(purpose).attempt.lock().await = None;
     }
 
-    /// `PUT .../update`: adds a key share; at the threshold, mints the root token.
-    pub async fn generate_root_update(&self, key: &str, nonce: &str) -> Result<Value, CoreError> {
+    /// `PUT .../update`: adds a key share; at the threshold, mints the token.
+    pub async fn generate_root_update(
+        &self,
+        purpose: OtpPurpose,
+        key: &str,
+        nonce: &str,
+    ) -> Result<Value, CoreError> {
         let state = self.state().await?;
+        self.check_purpose(purpose).await?;
         let required = self.share_threshold().await?;
-        let mut guard = self.generate_root.attempt.lock().await;
+        let mut guard = self.otp_flow(purpose).attempt.lock().await;
         let attempt = guard
             .as_mut()
             .ok_or_else(|| CoreError::invalid("no root generation in progress"))?;
@@ -148,13 +179,21 @@ impl Core {
                 "unable to verify key shares: cipher: message authentication failed",
             ));
         }
-        let (token, _) = state
-            .tokens
-            .create(None, TokenRequest::root("auth/token/root"))
-            .await?;
+        let token = match purpose {
+            OtpPurpose::Root => {
+                state
+                    .tokens
+                    .create(None, TokenRequest::root("auth/token/root"))
+                    .await?
+                    .0
+            }
+            OtpPurpose::DrOperation => self.mint_dr_operation_token().await?,
+        };
         let encoded = encode_token(&token, &attempt.otp);
+        let mut done = status(None, required, "", &encoded);
+        done["nonce"] = Value::String(attempt.nonce.clone());
         *guard = None;
-        Ok(status(None, required, "", &encoded))
+        Ok(done)
     }
 }
 

@@ -300,7 +300,7 @@ impl Core {
                 ))
             })?;
         self.transport
-            .install(&tls)
+            .install(&tls, None)
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         raft.start()
             .await

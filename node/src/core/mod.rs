@@ -115,6 +115,12 @@ pub struct Core {
     ha: ha::HaState,
     /// The cluster port's TLS credentials, installed once they can be read.
     transport: Arc<ClusterTransport>,
+    /// The DR operation token attempt (on a DR secondary).
+    dr_operation_token: generate_root::OtpFlow,
+    /// DR replication role and stream state.
+    dr: crate::replication::DrRuntime,
+    /// This core, for tasks it spawns for itself (the DR stream).
+    me: std::sync::Weak<Core>,
 }
 
 impl Core {
@@ -134,7 +140,10 @@ impl Core {
         raft: Option<Arc<RaftStore>>,
         transport: Arc<ClusterTransport>,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            dr_operation_token: Default::default(),
+            dr: Default::default(),
             transport,
             barrier: Arc::new(Barrier::new(physical)),
             info,
@@ -153,17 +162,32 @@ impl Core {
         &self.transport
     }
 
-    /// Reads the cluster TLS material from the (unsealed) barrier and starts using it.
-    pub(crate) async fn install_cluster_tls(&self) -> Result<(), CoreError> {
+    /// DR replication state.
+    pub fn dr(&self) -> &crate::replication::DrRuntime {
+        &self.dr
+    }
+
+    /// This core as an `Arc`, for background tasks.
+    pub(crate) fn arc(&self) -> Option<Arc<Core>> {
+        self.me.upgrade()
+    }
+
+    /// The cluster CA and member certificate, from the (unsealed) barrier.
+    pub(crate) async fn cluster_tls(&self) -> Result<ClusterTls, CoreError> {
         let bytes = self
             .barrier
             .get(CLUSTER_TLS_PATH)
             .await?
             .ok_or_else(|| CoreError::Internal("cluster TLS material missing from storage".into()))?;
-        let tls: ClusterTls =
-            serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("cluster TLS: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("cluster TLS: {e}")))
+    }
+
+    /// Reads the cluster TLS material from the (unsealed) barrier and starts using it.
+    pub(crate) async fn install_cluster_tls(&self) -> Result<(), CoreError> {
+        let tls = self.cluster_tls().await?;
+        let replication_ca = self.dr_replication_ca().await?;
         self.transport
-            .install(&tls)
+            .install(&tls, replication_ca.as_deref())
             .map_err(|e| CoreError::Internal(e.to_string()))
     }
 
@@ -241,6 +265,7 @@ impl Core {
         }
         state.policies.clear_cache().await;
         self.barrier.reload_keyring().await?;
+        self.load_dr_state().await?;
         Ok(())
     }
 
@@ -257,8 +282,13 @@ impl Core {
             return Err(CoreError::Standby);
         }
         self.refresh_after_leadership_change(&state).await?;
+        let dr_secondary = self.dr_mode().await == "secondary";
+        if dr_secondary && !crate::replication::allowed_on_dr_secondary(&req.path) {
+            return Err(CoreError::invalid(crate::replication::DISABLED_ON_SECONDARY));
+        }
         crate::backends::refine_operation(self, &state, &mut req).await?;
-        let token = if acl::is_unauthenticated(&req.path) {
+        let dr_token_path = dr_secondary && req.path.starts_with("sys/storage/raft/");
+        let token = if acl::is_unauthenticated(&req.path) || dr_token_path {
             None
         } else {
             Some(self.authorize(&state, &req).await?)
@@ -280,11 +310,16 @@ impl Core {
 
     /// Resolves the request's token and checks the ACL for its path and operation.
     pub async fn authorize(&self, state: &Unsealed, req: &Request) -> Result<TokenEntry, CoreError> {
-        let text = req
+        let given = req
             .client_token
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or(CoreError::PermissionDenied)?;
+        let resolved = match crate::replication::jwt::looks_like_jwt(given) {
+            true => self.resolve_activation_jwt(given).await,
+            false => None,
+        };
+        let text = resolved.as_deref().unwrap_or(given);
         let entry = match state.tokens.lookup(text).await? {
             Some(entry) => entry,
             None if req.path == "sys/wrapping/unwrap" => {

@@ -203,7 +203,7 @@ impl Core {
                 let tls =
                     ClusterTls::generate(&cluster.id).map_err(|e| CoreError::Internal(e.to_string()))?;
                 self.transport
-                    .install(&tls)
+                    .install(&tls, None)
                     .map_err(|e| CoreError::Internal(e.to_string()))?;
                 if !raft
                     .is_bootstrapped()
@@ -323,6 +323,9 @@ impl Core {
         match self.load_unsealed().await {
             Ok(state) => {
                 *self.unsealed.write().await = Some(state);
+                if let crate::replication::DrState::Secondary(_) = self.load_dr_state().await? {
+                    self.spawn_stream();
+                }
                 tracing::info!("vault is unsealed");
                 Ok(())
             }
@@ -370,6 +373,8 @@ impl Core {
             q.uninitcode.unwrap_or(501)
         } else if status.sealed {
             q.sealedcode.unwrap_or(503)
+        } else if self.dr_mode().await == "secondary" {
+            q.drsecondarycode.unwrap_or(472)
         } else if standby && !q.standbyok {
             q.standbycode.unwrap_or(429)
         } else {
@@ -381,7 +386,7 @@ impl Core {
             "standby": status.sealed || standby,
             "performance_standby": false,
             "replication_performance_mode": if status.sealed { "unknown" } else { "disabled" },
-            "replication_dr_mode": if status.sealed { "unknown" } else { "disabled" },
+            "replication_dr_mode": if status.sealed { "unknown" } else { self.dr_mode().await },
             "server_time_utc": chrono::Utc::now().timestamp(),
             "version": VERSION,
             "enterprise": false,

@@ -15,6 +15,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use crate::core::fields::parse_duration;
+use crate::core::generate_root::OtpPurpose;
 use crate::core::{Core, CoreError, HealthQuery, InitRequest, Operation, Request, Response};
 
 /// Marks a request a standby already forwarded, so it is never forwarded twice.
@@ -32,6 +33,15 @@ pub fn router(core: Arc<Core>, max_request_size: usize) -> Router {
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(max_request_size))
         .with_state(ApiState { core })
+}
+
+/// Which OTP flow a raw generate-root style path drives.
+fn otp_purpose(path: &str) -> OtpPurpose {
+    if path.starts_with("sys/replication/") {
+        OtpPurpose::DrOperation
+    } else {
+        OtpPurpose::Root
+    }
 }
 
 /// Paths a node always answers itself, whatever its role.
@@ -311,23 +321,27 @@ async fn handle_v1(
             return Ok(json_response(code, &body));
         }
         "sys/leader" if *method == Method::GET => return Ok(json_response(200, &core.leader().await?)),
-        "sys/generate-root/attempt" => {
+        "sys/generate-root/attempt" | "sys/replication/dr/secondary/generate-operation-token/attempt" => {
+            let purpose = otp_purpose(path);
             let body = match *method {
-                Method::GET => core.generate_root_status().await?,
+                Method::GET => core.generate_root_status(purpose).await?,
                 Method::PUT | Method::POST => {
                     let data = parse_body(body)?;
                     let text = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_string);
-                    core.generate_root_start(text("otp"), text("pgp_key")).await?
+                    core.generate_root_start(purpose, text("otp"), text("pgp_key"))
+                        .await?
                 }
                 Method::DELETE => {
-                    core.generate_root_cancel().await;
+                    core.generate_root_cancel(purpose).await;
                     return Ok(no_content());
                 }
                 _ => return Err(CoreError::UnsupportedOperation),
             };
             return Ok(json_response(200, &body));
         }
-        "sys/generate-root/update" if is_write => {
+        "sys/generate-root/update" | "sys/replication/dr/secondary/generate-operation-token/update"
+            if is_write =>
+        {
             let data = parse_body(body)?;
             let text = |k: &str| {
                 data.get(k)
@@ -340,10 +354,10 @@ async fn handle_v1(
                     "'key' must be specified in request body as JSON",
                 ));
             }
-            return Ok(json_response(
-                200,
-                &core.generate_root_update(&text("key"), &text("nonce")).await?,
-            ));
+            let status = core
+                .generate_root_update(otp_purpose(path), &text("key"), &text("nonce"))
+                .await?;
+            return Ok(json_response(200, &status));
         }
         "sys/storage/raft/join" if is_write => {
             let data = parse_body(body)?;

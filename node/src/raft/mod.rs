@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::cluster::ClusterTransport;
 
 pub use error::RaftError;
-pub use node::{FollowerProgress, RaftStore, ReplicationView};
+pub use node::{DataPairs, FollowerProgress, RaftStore, ReplicationView, WalEntry, WalRead};
 pub use types::{node_id_for, NodeInfo};
 
 /// How to open and run one Raft node; mirrors Vault's `storage "raft"` stanza.

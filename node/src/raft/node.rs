@@ -40,6 +40,20 @@ struct Running {
     coalescer: JoinHandle<()>,
 }
 
+/// One applied Raft entry as the replication stream ships it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WalEntry {
+    pub index: u64,
+    pub batches: Vec<Vec<WriteOp>>,
+}
+
+/// What [`RaftStore::wal_after`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalRead {
+    Entries(Vec<WalEntry>),
+    Compacted,
+}
+
 /// Every key/value pair of the replicated data, in key order.
 pub type DataPairs = Vec<(String, Vec<u8>)>;
 
@@ -385,6 +399,33 @@ impl RaftStore {
     /// (for `sys/storage/raft/snapshot`).
     pub fn export_data(&self) -> Result<(DataPairs, u64), RaftError> {
         state_machine::export(&self.db)
+    }
+
+    /// The replication stream's source: applied entries after `after` (at most `max`), or
+    /// `Compacted` when the log no longer reaches back that far and a full copy is needed.
+    pub fn wal_after(&self, after: u64, max: usize) -> Result<WalRead, RaftError> {
+        let (applied, _) = state_machine::applied_state(&self.db)?;
+        let applied = applied.map_or(0, |l| l.index);
+        if after >= applied {
+            return Ok(WalRead::Entries(Vec::new()));
+        }
+        let end = applied.min(after + max as u64);
+        let entries = log_store::stored_entries(&self.db, after + 1..=end)?;
+        if entries.first().map(|e| e.log_id.index) != Some(after + 1) {
+            return Ok(WalRead::Compacted);
+        }
+        Ok(WalRead::Entries(
+            entries
+                .into_iter()
+                .map(|e| WalEntry {
+                    index: e.log_id.index,
+                    batches: match e.payload {
+                        openraft::EntryPayload::Normal(req) => req.batches,
+                        _ => Vec::new(),
+                    },
+                })
+                .collect(),
+        ))
     }
 
     /// Builds a snapshot now (and lets openraft compact the log behind it).

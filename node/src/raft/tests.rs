@@ -23,7 +23,7 @@ fn transport() -> Arc<ClusterTransport> {
     static TLS: std::sync::OnceLock<ClusterTls> = std::sync::OnceLock::new();
     let tls = TLS.get_or_init(|| ClusterTls::generate("raft-tests").unwrap());
     let transport = ClusterTransport::new();
-    transport.install(tls).unwrap();
+    transport.install(tls, None).unwrap();
     transport
 }
 

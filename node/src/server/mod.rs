@@ -240,7 +240,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api = crate::http::router(core.clone(), listener.max_request_size as usize);
     if let (Some(raft), Some(cluster_listener)) = (&raft, cluster_listener) {
-        let app = raft.cluster_router().merge(api.clone());
+        let app = raft
+            .cluster_router()
+            .merge(crate::replication::routes::router(core.clone()))
+            .merge(api.clone())
+            .layer(axum::middleware::from_fn(
+                crate::replication::routes::require_member,
+            ));
         tokio::spawn(crate::cluster::serve(
             cluster_listener,
             transport.clone(),
