@@ -1,5 +1,9 @@
 //! The cluster port: Raft RPCs and forwarded client requests between nodes.
 
+pub mod discover;
+
+pub use discover::{discover_aws, DiscoverError};
+
 use std::time::Duration;
 
 /// Scheme used on the cluster port.
