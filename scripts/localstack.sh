@@ -65,10 +65,12 @@ start() {
     fi
     ensure_venv
     # setsid: own process group, so stop can take the children down too.
-    # DNS_ADDRESS=0: no DNS server on :53; DISABLE_EVENTS / SKIP_*: no calls home.
+    # EAGER_SERVICE_LOADING: load EC2/KMS before "Ready." (lazily, the first EC2 call can
+    # take over 10 s on a busy machine and time out). DNS_ADDRESS=0: no DNS server on :53.
+    # DISABLE_EVENTS / SKIP_SSL_CERT_DOWNLOAD: no calls home.
     # GATEWAY_SERVER=hypercorn: the default twisted server ignores the host and binds 0.0.0.0.
     # LOCALSTACK_VOLUME_DIR: state stays under $DIR, apart from other checkouts.
-    env GATEWAY_LISTEN="127.0.0.1:$PORT" GATEWAY_SERVER=hypercorn SERVICES=ec2,kms \
+    env GATEWAY_LISTEN="127.0.0.1:$PORT" GATEWAY_SERVER=hypercorn SERVICES=ec2,kms EAGER_SERVICE_LOADING=1 \
         DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
         LOCALSTACK_VOLUME_DIR="$DIR/volume" \
         setsid "$VENV/bin/python" -m localstack.runtime.main >"$LOG" 2>&1 </dev/null &

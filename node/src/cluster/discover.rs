@@ -109,10 +109,11 @@ async fn discover_round(auto_join: &str, scheme: &str, port: u16) -> Result<Vec<
             ("Filter.2.Value.1", "running"),
         ])
         .await?;
-    let addresses = instance_addresses(&xml, args.addr_type).map_err(|reason| DiscoverError::BadResponse {
-        endpoint: ec2.endpoint.clone(),
-        reason,
-    })?;
+    let addresses =
+        instance_addresses(&xml, args.addr_type).map_err(|reason| DiscoverError::BadResponse {
+            endpoint: ec2.endpoint.clone(),
+            reason,
+        })?;
     tracing::debug!(
         %region,
         tag_key = %args.tag_key,
@@ -238,7 +239,11 @@ pub struct Ec2Client {
 
 impl Ec2Client {
     /// `endpoint` overrides `https://ec2.<region>.amazonaws.com/`.
-    pub fn new(endpoint: Option<&str>, region: &str, credentials: Credentials) -> Result<Self, DiscoverError> {
+    pub fn new(
+        endpoint: Option<&str>,
+        region: &str,
+        credentials: Credentials,
+    ) -> Result<Self, DiscoverError> {
         let endpoint = match endpoint {
             Some(url) if url.ends_with('/') => url.to_owned(),
             Some(url) => format!("{url}/"),
@@ -295,7 +300,11 @@ impl Ec2Client {
 
     /// The SigV4 headers (`authorization`, `x-amz-date`, `x-amz-security-token`) for a
     /// form-encoded POST of `body` to the endpoint.
-    fn signature_headers(&self, body: &str, time: SystemTime) -> Result<Vec<(String, String)>, DiscoverError> {
+    fn signature_headers(
+        &self,
+        body: &str,
+        time: SystemTime,
+    ) -> Result<Vec<(String, String)>, DiscoverError> {
         let signing_params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
@@ -377,7 +386,9 @@ fn instance_addresses(xml: &str, addr_type: AddrType) -> Result<Vec<IpAddr>, Str
         .flat_map(|set| children(set, "item"));
     for instance in instances {
         let texts: Vec<&str> = match addr_type {
-            AddrType::PrivateV4 => children(instance, "privateIpAddress").filter_map(|n| n.text()).collect(),
+            AddrType::PrivateV4 => children(instance, "privateIpAddress")
+                .filter_map(|n| n.text())
+                .collect(),
             AddrType::PublicV4 => children(instance, "ipAddress").filter_map(|n| n.text()).collect(),
             AddrType::PublicV6 => children(instance, "networkInterfaceSet")
                 .flat_map(|set| children(set, "item"))
@@ -402,7 +413,8 @@ fn children<'a, 'input: 'a>(
     node: roxmltree::Node<'a, 'input>,
     name: &'static str,
 ) -> impl Iterator<Item = roxmltree::Node<'a, 'input>> {
-    node.children().filter(move |n| n.is_element() && n.tag_name().name() == name)
+    node.children()
+        .filter(move |n| n.is_element() && n.tag_name().name() == name)
 }
 
 /// `scheme://ip:port` per address, IPv6 bracketed, first occurrence wins.
@@ -610,7 +622,9 @@ mod tests {
         .unwrap();
         assert_eq!(client.endpoint, "http://127.0.0.1:4566/");
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let headers = client.signature_headers("Action=DescribeInstances", time).unwrap();
+        let headers = client
+            .signature_headers("Action=DescribeInstances", time)
+            .unwrap();
         let header = |name: &str| {
             headers
                 .iter()
@@ -624,7 +638,12 @@ mod tests {
         assert!(header("authorization").contains("content-type"));
         assert_eq!(header("x-amz-date"), "20231114T221320Z");
         assert_eq!(header("x-amz-security-token"), "ST");
-        let default = Ec2Client::new(None, "eu-west-1", Credentials::new("AK", "SK", None, None, "test")).unwrap();
+        let default = Ec2Client::new(
+            None,
+            "eu-west-1",
+            Credentials::new("AK", "SK", None, None, "test"),
+        )
+        .unwrap();
         assert_eq!(default.endpoint, "https://ec2.eu-west-1.amazonaws.com/");
     }
 }

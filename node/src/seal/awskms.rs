@@ -152,7 +152,12 @@ impl AwsKms {
                     .build(),
             );
         }
-        match (&cfg.access_key, &cfg.secret_key, &cfg.role_arn, &cfg.web_identity_token_file) {
+        match (
+            &cfg.access_key,
+            &cfg.secret_key,
+            &cfg.role_arn,
+            &cfg.web_identity_token_file,
+        ) {
             (Some(access), Some(secret), _, _) => {
                 loader = loader.credentials_provider(Credentials::new(
                     access,
@@ -327,8 +332,9 @@ struct SealedBlob {
 impl SealedBlob {
     fn to_bytes(&self) -> Vec<u8> {
         let key_id = self.key_id.as_bytes();
-        let mut out =
-            Vec::with_capacity(1 + 2 + key_id.len() + 4 + self.wrapped_key.len() + NONCE_LEN + self.ciphertext.len());
+        let mut out = Vec::with_capacity(
+            1 + 2 + key_id.len() + 4 + self.wrapped_key.len() + NONCE_LEN + self.ciphertext.len(),
+        );
         out.push(VERSION);
         // KMS key ARNs are < 300 bytes and wrapped keys < 6 KiB, far inside these widths.
         out.extend_from_slice(&(key_id.len() as u16).to_be_bytes());
