@@ -66,9 +66,8 @@ pub enum DiscoverError {
 /// (IPv6 bracketed), de-duplicated in EC2's order.
 pub async fn discover_aws(auto_join: &str, scheme: &str, port: u16) -> Result<Vec<String>, DiscoverError> {
     let result = discover_round(auto_join, scheme, port).await;
-    match &result {
-        Ok(urls) => tracing::debug!(candidates = ?urls, "auto_join: provider=aws discovery round"),
-        Err(e) => tracing::warn!(error = %e, "auto_join: provider=aws discovery failed"),
+    if let Err(e) = &result {
+        tracing::warn!(error = %e, "auto_join: provider=aws discovery failed");
     }
     result
 }
@@ -97,7 +96,7 @@ async fn discover_round(auto_join: &str, scheme: &str, port: u16) -> Result<Vec<
             .await
             .provide_credentials()
             .await
-            .map_err(|e| DiscoverError::Credentials(e.to_string()))?,
+            .map_err(|e| DiscoverError::Credentials(error_chain(&e)))?,
     };
     let ec2 = Ec2Client::new(args.endpoint.as_deref(), &region, credentials)?;
     let xml = ec2
@@ -114,15 +113,16 @@ async fn discover_round(auto_join: &str, scheme: &str, port: u16) -> Result<Vec<
             endpoint: ec2.endpoint.clone(),
             reason,
         })?;
+    let candidates = candidate_urls(&addresses, scheme, port);
     tracing::debug!(
         %region,
         tag_key = %args.tag_key,
         tag_value = %args.tag_value,
         addr_type = ?args.addr_type,
-        found = addresses.len(),
-        "auto_join: DescribeInstances answered"
+        ?candidates,
+        "auto_join: provider=aws discovery round"
     );
-    Ok(candidate_urls(&addresses, scheme, port))
+    Ok(candidates)
 }
 
 /// Which instance address becomes a candidate (go-discover's `addr_type`).

@@ -119,11 +119,10 @@ impl AwsKms {
             .ok_or(KmsError::MissingKeyId)?;
         let endpoint_override = env("AWS_KMS_ENDPOINT").or_else(|| cfg.endpoint.clone());
 
-        // An explicit region short-circuits the chain, so IMDS is never consulted then.
-        let region_chain = RegionProviderChain::first_try(cfg.region.clone().map(Region::new))
+        // config → AWS_REGION → AWS_DEFAULT_REGION → ~/.aws/config → IMDS → us-east-1. An
+        // explicit region short-circuits the chain, so IMDS is never consulted then.
+        let region = RegionProviderChain::first_try(cfg.region.clone().map(Region::new))
             .or_default_provider()
-            .or_else(Region::from_static(DEFAULT_REGION));
-        let region = region_chain
             .region()
             .await
             .unwrap_or_else(|| Region::from_static(DEFAULT_REGION));
