@@ -184,6 +184,14 @@ impl AwsArgs {
                 AddrType::PrivateV4
             }
         };
+        let endpoint = get("endpoint");
+        if let Some(url) = &endpoint {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(DiscoverError::InvalidAutoJoin(format!(
+                    "endpoint={url} must be a URL starting with http:// or https://"
+                )));
+            }
+        }
         Ok(AwsArgs {
             region: get("region"),
             tag_key: required("tag_key")?,
@@ -192,7 +200,7 @@ impl AwsArgs {
             access_key_id: get("access_key_id"),
             secret_access_key: get("secret_access_key"),
             session_token: get("session_token"),
-            endpoint: get("endpoint"),
+            endpoint,
         })
     }
 }
@@ -601,6 +609,7 @@ mod tests {
         assert!(err("provider=aws tag_value=v").contains("tag_key"));
         assert!(err("provider=aws tag_key=k").contains("tag_value"));
         assert!(err("provider=aws tag_key=k tag_value=v service=ecs").contains("service=ecs"));
+        assert!(err("provider=aws tag_key=k tag_value=v endpoint=127.0.0.1:4566").contains("http://"));
     }
 
     #[test]
