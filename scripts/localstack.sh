@@ -9,8 +9,8 @@
 #
 # Environment: LOCALSTACK_DIR (logs, pid, state; default .lab/localstack),
 # LOCALSTACK_VENV (default .venv-localstack), LOCALSTACK_PORT (default 4566),
-# LOCALSTACK_TIMEOUT (seconds to wait for readiness; default 120), PYTHON (default python3,
-# must be 3.11: newer localstack-core needs 3.12+, older pins break on 3.12+).
+# LOCALSTACK_TIMEOUT (seconds to wait for readiness; default 120), PYTHON (default python3;
+# the pins are known to work on Python 3.11 — newer localstack-core releases need 3.12+).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -94,13 +94,13 @@ start() {
 }
 
 stop() {
-    if ! pid_alive; then
-        rm -f "$PIDFILE"
+    if [[ ! -f "$PIDFILE" ]]; then
         echo "localstack.sh: not running"
         return
     fi
     local pid
     pid="$(cat "$PIDFILE")"
+    # The whole process group, even if its leader already died and left children behind.
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 20); do
         kill -0 "$pid" 2>/dev/null || break
