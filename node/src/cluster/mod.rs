@@ -5,9 +5,11 @@
 //! barrier, so a node can only speak on the cluster port once it is unsealed
 //! (or, when joining, once the leader accepted its challenge answer).
 
+pub mod discover;
 mod serve;
 mod tls;
 
+pub use discover::{discover_aws, DiscoverError};
 pub use serve::{serve, AcceptorSource};
 pub use tls::{
     load_listener_tls, peer_role, ClusterTls, IssuingCa, PeerRole, TlsError, DR_SECONDARY_SUBJECT_PREFIX,

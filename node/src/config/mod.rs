@@ -12,6 +12,7 @@ mod values;
 mod tests;
 
 pub use model::*;
+pub(crate) use values::parse_auto_join;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -3,8 +3,10 @@
 //! Shamir splits the unseal key into shares held by operators; the auto-unseal
 //! seals (awskms) wrap it with an external key service instead.
 
+pub mod awskms;
 mod shamir;
 
+pub use awskms::{AwsKms, KmsError};
 pub use shamir::{combine, split};
 
 use serde::{Deserialize, Serialize};
