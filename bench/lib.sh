@@ -309,8 +309,15 @@ run_wrk() {
   VAULT_TOKEN=$token timeout $((dur + 30)) wrk -t"$threads" -c"$conc" -d"${dur}s" --timeout 10s \
     -s "$script" "${NODE_ADDR[$name]}" -- "$arg" >"$out" 2>&1 ||
     { cat "$out" >&2; bench_die "wrk $mode c=$conc against '$name' failed"; }
+  node_alive "$name" || bench_die "'$name' (pid ${NODE_PID[$name]}) exited during the $mode c=$conc load; see ${NODE_LOG[$name]}"
   grep '^RESULT ' "$out" | tail -1 | grep . || { cat "$out" >&2; bench_die "no RESULT line from wrk"; }
 }
+
+# node_alive NAME -> true while the server process runs
+node_alive() { kill -0 "${NODE_PID[$1]}" 2>/dev/null; }
+
+# loadavg -> the 1-minute load average (other work on the machine skews every number)
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
 # field LINE KEY -> value of KEY=value in a RESULT line
 field() { sed -n "s/.*[[:space:]]$2=\([^[:space:]]*\).*/\1/p" <<<" $1"; }

@@ -31,7 +31,8 @@ declare -A R=() # R[server,metric]
 
 bench_server() {
   local kind=$1 name=$1
-  bench_log "=== $kind ==="
+  bench_log "=== $kind === (1-min load average $(loadavg))"
+  R[$kind,load_start]=$(loadavg)
   start_node "$kind" "$name" n1
   init_node "$name"
   unseal_node "$name" "$BENCH_UNSEAL_KEY"
@@ -60,6 +61,7 @@ bench_server() {
       R[$kind,$mode,$c,err]=$(($(field "$line" non2xx) + $(field "$line" sock_errors)))
     done
   done
+  R[$kind,load_end]=$(loadavg)
   R[$kind,rss_load]=$(rss_kb "$name")
   R[$kind,rss_peak]=$(awk '/^VmHWM:/ {print $2}' "/proc/${NODE_PID[$name]}/status")
   R[$kind,disk]=$(du -sk "${NODE_DIR[$name]}/raft" | cut -f1)
@@ -108,6 +110,7 @@ cell() { # cell SERVER KEY FORMATTER
   echo "| idle RSS (MiB) | $(cell $L rss_idle mib) | $(cell $B rss_idle mib) | $(ratio "${R[$B,rss_idle]:-}" "${R[$L,rss_idle]:-}") bao/labnode |"
   echo "| RSS after load (MiB) | $(cell $L rss_load mib) | $(cell $B rss_load mib) | $(ratio "${R[$B,rss_load]:-}" "${R[$L,rss_load]:-}") bao/labnode |"
   echo "| peak RSS, VmHWM (MiB) | $(cell $L rss_peak mib) | $(cell $B rss_peak mib) | $(ratio "${R[$B,rss_peak]:-}" "${R[$L,rss_peak]:-}") bao/labnode |"
+  echo "| 1-min load average at start / end | ${R[$L,load_start]:--} / ${R[$L,load_end]:--} | ${R[$B,load_start]:--} / ${R[$B,load_end]:--} | |"
   echo "| raft dir after run (MiB) | $(cell $L disk mib) | $(cell $B disk mib) | |"
   errs=""
   for s in $L $B; do
