@@ -17,6 +17,8 @@
 #   BENCH_NO_BUILD=1  do not run cargo build (LABNODE_BIN or an existing release binary must exist)
 #   BENCH_KEEP=1  keep the temp dir (data dirs, server logs) after the run
 #   WRK_THREADS   wrk threads (default 2 = nproc here)
+#   LABNODE_RAFT_EXTRA / BAO_RAFT_EXTRA  lines pasted into that server's storage "raft" block,
+#                 e.g. LABNODE_RAFT_EXTRA='snapshot_threshold = 10000000'
 
 set -o pipefail
 
@@ -181,6 +183,12 @@ write_config() {
 # HTTP. Fills NODE_PID/NODE_ADDR/NODE_CADDR/NODE_DIR/NODE_LOG/NODE_KIND[NAME].
 start_node() {
   local kind=$1 name=$2 node_id=$3 raft_extra=${4:-} port=${5:-} cport=${6:-}
+  if [[ -z "$raft_extra" ]]; then # per-kind extra raft settings from the environment
+    case $kind in
+      labnode) raft_extra=${LABNODE_RAFT_EXTRA:-} ;;
+      bao) raft_extra=${BAO_RAFT_EXTRA:-} ;;
+    esac
+  fi
   [[ -n "$port" ]] || port=$(free_port)
   [[ -n "$cport" ]] || cport=$(free_port)
   local cfg bin

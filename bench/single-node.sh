@@ -96,6 +96,8 @@ cell() { # cell SERVER KEY FORMATTER
   echo "- labnode: $(labnode_version), git $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), release build ($LABNODE_BIN)"
   echo "- OpenBao: $(bao_version)"
   echo "- load: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), ${WRK_THREADS:-2} threads, bench/lua/kv-{write,read}.lua; ${DUR}s per cell after ${WARMUP}s write + ${WARMUP}s read warm-up; reads over $READ_KEYS pre-written keys; servers run one at a time"
+  [[ -n "${LABNODE_RAFT_EXTRA:-}${BAO_RAFT_EXTRA:-}" ]] &&
+    echo "- extra raft settings: labnode \`${LABNODE_RAFT_EXTRA:-none}\`, bao \`${BAO_RAFT_EXTRA:-none}\`"
   echo "- write = KV v2 POST /v1/secret/data/bench/<unique key> (~100 B JSON); read = GET of a pre-written key"
   echo
   echo "| metric | labnode | OpenBao | ratio |"

@@ -24,6 +24,8 @@ find_bao
   echo "# KV v2 write soak, c=$C, ${ROUNDS} x ${RDUR}s rounds per server ($STAMP)"
   echo
   echo "- labnode: $(labnode_version), git $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); OpenBao: $(bao_version)"
+  [[ -n "${LABNODE_RAFT_EXTRA:-}${BAO_RAFT_EXTRA:-}" ]] &&
+    echo "- extra raft settings: labnode \`${LABNODE_RAFT_EXTRA:-none}\`, bao \`${BAO_RAFT_EXTRA:-none}\`"
   echo
   echo "| server | round | writes so far | req/s | p50 ms | p99 ms | RSS MiB | raft dir MiB | load avg |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
