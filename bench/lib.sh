@@ -54,8 +54,11 @@ bench_cleanup() {
     fi
   done
   if [[ -n "$BENCH_TMP" && -d "$BENCH_TMP" ]]; then
-    if [[ "${BENCH_KEEP:-0}" == 1 || $rc -ne 0 ]]; then
+    if [[ "${BENCH_KEEP:-0}" == 1 ]]; then
       bench_log "kept $BENCH_TMP (data dirs and server logs)"
+    elif [[ $rc -ne 0 ]]; then
+      rm -rf "$BENCH_TMP"/*/raft # can be hundreds of MB; keep configs and logs for the post-mortem
+      bench_log "failed (exit $rc); server logs kept in $BENCH_TMP"
     else
       rm -rf "$BENCH_TMP"
     fi
