@@ -71,7 +71,11 @@ pub enum OtpPurpose {
 
 impl Core {
     async fn share_threshold(&self) -> Result<u8, CoreError> {
-        Ok(self.seal_config().await?.map(|c| c.secret_threshold).unwrap_or(0))
+        Ok(self
+            .seal_config()
+            .await?
+            .map(|c| c.operator_shares().1)
+            .unwrap_or(0))
     }
 
     fn otp_flow(&self, purpose: OtpPurpose) -> &OtpFlow {
@@ -174,7 +178,7 @@ impl Core {
         let combined = zeroize::Zeroizing::new(
             seal::combine(&shares, required).map_err(|e| CoreError::invalid(e.to_string()))?,
         );
-        if !self.verify_unseal_key(&combined).await? {
+        if !self.verify_operator_key(&combined).await? {
             return Err(CoreError::invalid(
                 "unable to verify key shares: cipher: message authentication failed",
             ));

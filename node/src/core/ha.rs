@@ -31,6 +31,15 @@ const JOIN_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where the intent to stay a non-voter is recorded, so autopilot leaves the node alone.
 const NON_VOTER_PREFIX: &str = "core/raft/non-voter/";
 
+/// What opens a join challenge.
+#[derive(Clone, Copy)]
+pub enum JoinKey<'a> {
+    /// The cluster's unseal key, combined from the operator's shares.
+    Shamir(&'a [u8]),
+    /// The shared KMS key (auto-unseal): no operator step.
+    Kms,
+}
+
 /// Where and how to reach a leader candidate.
 #[derive(Debug, Clone, Default)]
 pub struct JoinTarget {
@@ -105,10 +114,18 @@ impl Core {
                 "node_id \"{server_id}\" is already a member of this raft cluster; node IDs must be unique (remove the old peer first)"
             )));
         }
-        let key = self.unseal_key.read().await.clone().ok_or(CoreError::Sealed)?;
         let config = self.seal_config().await?.ok_or(CoreError::NotInitialized)?;
         let answer = random_key();
-        let challenge = seal_bytes(&key, server_id.as_bytes(), &answer);
+        let challenge = match &self.auto_seal {
+            Some(kms) => kms
+                .encrypt(&answer)
+                .await
+                .map_err(|e| CoreError::Unavailable(e.to_string()))?,
+            None => {
+                let key = self.unseal_key.read().await.clone().ok_or(CoreError::Sealed)?;
+                seal_bytes(&key, server_id.as_bytes(), &answer)
+            }
+        };
         self.ha
             .challenges
             .lock()
@@ -248,18 +265,39 @@ impl Core {
             .await
             .map_err(|e| CoreError::Internal(format!("failed to join raft cluster: {e}")))?;
         tracing::info!(leader = %pending.leader_api_addr, "received a raft join challenge; unseal this node with the cluster's keys to finish joining");
+        let auto = pending.seal_config.is_auto();
+        if auto != self.auto_seal.is_some() {
+            return Err(CoreError::invalid(format!(
+                "seal type mismatch: the leader uses the {} seal, this node the {} seal",
+                pending.seal_config.seal_type,
+                self.seal_type()
+            )));
+        }
         *self.ha.pending_join.lock().await = Some(pending);
+        if auto {
+            if let Err(e) = self.complete_join(JoinKey::Kms).await {
+                *self.ha.pending_join.lock().await = None;
+                return Err(e);
+            }
+        }
         Ok(true)
     }
 
-    /// Joiner side, once the operator's shares combine: answer the challenge, start
-    /// consensus, wait for the leader's data, then unseal from it.
-    pub(crate) async fn complete_join(&self, combined: &[u8]) -> Result<(), CoreError> {
+    /// Joiner side, once it can open the challenge (the operator's shares combined, or
+    /// KMS): answer it, start consensus, wait for the leader's data, then unseal from it.
+    pub(crate) async fn complete_join(&self, key: JoinKey<'_>) -> Result<(), CoreError> {
         let mut slot = self.ha.pending_join.lock().await;
         let pending = slot.as_ref().ok_or(CoreError::NotInitialized)?;
         let server_id = self.info().node_id.clone();
-        let answer = open(combined, server_id.as_bytes(), &pending.challenge)
-            .ok_or_else(|| CoreError::invalid("cipher: message authentication failed"))?;
+        let answer = match (key, &self.auto_seal) {
+            (JoinKey::Shamir(combined), _) => open(combined, server_id.as_bytes(), &pending.challenge)
+                .ok_or_else(|| CoreError::invalid("cipher: message authentication failed"))?,
+            (JoinKey::Kms, Some(kms)) => kms
+                .decrypt(&pending.challenge)
+                .await
+                .map_err(|e| CoreError::invalid(format!("opening the join challenge through KMS: {e}")))?,
+            (JoinKey::Kms, None) => return Err(CoreError::invalid("this node has no auto-unseal seal")),
+        };
         let raft = self
             .raft()
             .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
@@ -322,11 +360,15 @@ impl Core {
         }
         *slot = None;
         drop(slot);
+        let unseal_key = match key {
+            JoinKey::Shamir(combined) => Zeroizing::new(combined.to_vec()),
+            JoinKey::Kms => self.kms_unseal_key().await?,
+        };
         self.barrier()
-            .unseal(combined)
+            .unseal(&unseal_key)
             .await
             .map_err(|e| CoreError::Internal(format!("unsealing from replicated data: {e}")))?;
-        *self.unseal_key.write().await = Some(Zeroizing::new(combined.to_vec()));
+        *self.unseal_key.write().await = Some(unseal_key);
         self.post_unseal().await
     }
 

@@ -5,6 +5,7 @@
 //! authenticates, authorizes and routes it to a backend through the barrier.
 
 pub mod acl;
+mod auto_seal;
 mod error;
 pub mod fields;
 pub mod generate_root;
@@ -121,17 +122,25 @@ pub struct Core {
     dr: crate::replication::DrRuntime,
     /// This core, for tasks it spawns for itself (the DR stream).
     me: std::sync::Weak<Core>,
+    /// The auto-unseal seal, when configured (`seal "awskms"`).
+    auto_seal: Option<crate::seal::AwsKms>,
 }
 
 impl Core {
     /// A sealed core over in-memory or other non-replicated storage.
     pub fn new(physical: Arc<dyn Physical>, info: NodeInfo) -> Arc<Self> {
-        Self::build(physical, info, None, ClusterTransport::new())
+        Self::build(physical, info, None, ClusterTransport::new(), None)
     }
 
-    /// A sealed core over Integrated Storage; `transport` carries the cluster port's credentials.
-    pub fn with_raft(raft: Arc<RaftStore>, info: NodeInfo, transport: Arc<ClusterTransport>) -> Arc<Self> {
-        Self::build(raft.clone(), info, Some(raft), transport)
+    /// A sealed core over Integrated Storage; `transport` carries the cluster port's
+    /// credentials and `auto_seal` is the awskms seal when configured.
+    pub fn with_raft(
+        raft: Arc<RaftStore>,
+        info: NodeInfo,
+        transport: Arc<ClusterTransport>,
+        auto_seal: Option<crate::seal::AwsKms>,
+    ) -> Arc<Self> {
+        Self::build(raft.clone(), info, Some(raft), transport, auto_seal)
     }
 
     fn build(
@@ -139,9 +148,11 @@ impl Core {
         info: NodeInfo,
         raft: Option<Arc<RaftStore>>,
         transport: Arc<ClusterTransport>,
+        auto_seal: Option<crate::seal::AwsKms>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
+            auto_seal,
             dr_operation_token: Default::default(),
             dr: Default::default(),
             transport,

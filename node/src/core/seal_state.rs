@@ -146,17 +146,20 @@ impl Core {
             seal_type: config
                 .as_ref()
                 .map(|c| c.seal_type.clone())
-                .unwrap_or_else(|| "shamir".into()),
+                .unwrap_or_else(|| self.seal_type().into()),
             initialized,
             sealed: state.is_none(),
-            t: config.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
-            n: config.as_ref().map(|c| c.secret_shares).unwrap_or(0),
+            t: config.as_ref().map(|c| c.operator_shares().1).unwrap_or(0),
+            n: config.as_ref().map(|c| c.operator_shares().0).unwrap_or(0),
             progress: progress.shares.len(),
             nonce: progress.nonce.clone(),
             version: VERSION.into(),
             build_date: "2026-11-29T00:00:00Z".into(),
             migration: false,
-            recovery_seal: false,
+            recovery_seal: config
+                .as_ref()
+                .map(SealConfig::is_auto)
+                .unwrap_or(self.auto_seal.is_some()),
             storage_type: self.info.storage_type.clone(),
             cluster_name: state.as_ref().map(|s| s.cluster.name.clone()),
             cluster_id: state.as_ref().map(|s| s.cluster.id.clone()),
@@ -172,23 +175,77 @@ impl Core {
         if self.is_initialized().await? {
             return Err(CoreError::invalid("Vault is already initialized"));
         }
-        if req.recovery_shares > 0 || req.recovery_threshold > 0 {
-            return Err(CoreError::invalid(
-                "parameters recovery_shares,recovery_threshold not applicable to seal type shamir",
-            ));
-        }
         if req.pgp_keys.as_ref().is_some_and(|k| !k.is_empty())
             || req.root_token_pgp_key.as_ref().is_some_and(|k| !k.is_empty())
+            || req.recovery_pgp_keys.as_ref().is_some_and(|k| !k.is_empty())
         {
             return Err(CoreError::invalid(
                 "PGP-encrypted key shares are not supported by labnode",
             ));
         }
-        let config = SealConfig::shamir(req.secret_shares, req.secret_threshold)
-            .map_err(|e| CoreError::invalid(format!("invalid seal configuration: {e}")))?;
+        let b64 = |parts: &[Vec<u8>]| -> Vec<String> {
+            parts
+                .iter()
+                .map(|s| base64::engine::general_purpose::STANDARD.encode(s))
+                .collect()
+        };
         let unseal_key = zeroize::Zeroizing::new(random_key());
-        let shares = seal::split(&unseal_key, config.secret_shares, config.secret_threshold);
+        if self.auto_seal.is_none() {
+            if req.recovery_shares > 0 || req.recovery_threshold > 0 {
+                return Err(CoreError::invalid(
+                    "parameters recovery_shares,recovery_threshold not applicable to seal type shamir",
+                ));
+            }
+            let config = SealConfig::shamir(req.secret_shares, req.secret_threshold)
+                .map_err(|e| CoreError::invalid(format!("invalid seal configuration: {e}")))?;
+            let shares = seal::split(&unseal_key, config.secret_shares, config.secret_threshold);
+            let root_token = self
+                .initialize_storage(&unseal_key, &config, None, root_token_id)
+                .await?;
+            self.seal().await;
+            return Ok(InitResponse {
+                keys: shares.iter().map(hex::encode).collect(),
+                keys_base64: b64(&shares),
+                recovery_keys: vec![],
+                recovery_keys_base64: vec![],
+                root_token,
+            });
+        }
+        if req.secret_shares > 0 || req.secret_threshold > 0 {
+            return Err(CoreError::invalid(
+                "parameters secret_shares,secret_threshold not applicable to seal type awskms",
+            ));
+        }
+        let config = SealConfig::auto("awskms", req.recovery_shares, req.recovery_threshold)
+            .map_err(|e| CoreError::invalid(format!("invalid recovery configuration: {e}")))?;
+        let recovery_key = zeroize::Zeroizing::new(random_key());
+        let shares = if config.recovery_shares > 0 {
+            seal::split(&recovery_key, config.recovery_shares, config.recovery_threshold)
+        } else {
+            vec![]
+        };
+        let root_token = self
+            .initialize_storage(&unseal_key, &config, Some(&recovery_key), root_token_id)
+            .await?;
+        *self.unseal_key.write().await = Some(unseal_key);
+        self.post_unseal().await?;
+        Ok(InitResponse {
+            keys: vec![],
+            keys_base64: vec![],
+            recovery_keys: shares.iter().map(hex::encode).collect(),
+            recovery_keys_base64: b64(&shares),
+            root_token,
+        })
+    }
 
+    /// Writes everything a new cluster starts with, leaving the barrier open.
+    async fn initialize_storage(
+        &self,
+        unseal_key: &[u8],
+        config: &SealConfig,
+        recovery_key: Option<&[u8]>,
+        root_token_id: Option<String>,
+    ) -> Result<String, CoreError> {
         let cluster = ClusterIdentity {
             name: self.info.cluster_name.clone().unwrap_or_else(|| {
                 format!(
@@ -217,10 +274,25 @@ impl Core {
             }
             None => None,
         };
-        self.barrier.initialize(&unseal_key).await?;
+        self.barrier.initialize(unseal_key).await?;
         if let Some(tls) = cluster_tls {
             let bytes = serde_json::to_vec(&tls).map_err(|e| CoreError::Internal(e.to_string()))?;
             self.barrier.put(CLUSTER_TLS_PATH, bytes).await?;
+        }
+        if let Some(kms) = &self.auto_seal {
+            let wrapped = kms
+                .encrypt(unseal_key)
+                .await
+                .map_err(|e| CoreError::Unavailable(e.to_string()))?;
+            self.barrier
+                .physical()
+                .put(super::auto_seal::HSM_KEY_PATH, wrapped)
+                .await?;
+        }
+        if let Some(recovery) = recovery_key {
+            self.barrier
+                .put(super::auto_seal::RECOVERY_KEY_PATH, recovery.to_vec())
+                .await?;
         }
         let cluster_bytes = serde_json::to_vec(&cluster).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.barrier.put(CLUSTER_PATH, cluster_bytes).await?;
@@ -229,23 +301,12 @@ impl Core {
         let mut root_req = TokenRequest::root("auth/token/root");
         root_req.id = root_token_id;
         let (root_token, _) = tokens.create(None, root_req).await?;
-        let config_bytes = serde_json::to_vec(&config).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let config_bytes = serde_json::to_vec(config).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.barrier
             .physical()
             .put(SEAL_CONFIG_PATH, config_bytes)
             .await?;
-        self.seal().await;
-
-        Ok(InitResponse {
-            keys: shares.iter().map(hex::encode).collect(),
-            keys_base64: shares
-                .iter()
-                .map(|s| base64::engine::general_purpose::STANDARD.encode(s))
-                .collect(),
-            recovery_keys: vec![],
-            recovery_keys_base64: vec![],
-            root_token,
-        })
+        Ok(root_token)
     }
 
     /// `PUT sys/unseal`: adds a share; at the threshold, opens the barrier.
@@ -253,6 +314,12 @@ impl Core {
         let Some(config) = self.effective_seal_config().await? else {
             return Err(CoreError::invalid("Vault is not initialized"));
         };
+        if config.is_auto() {
+            if self.unsealed.read().await.is_none() {
+                self.auto_unseal().await?;
+            }
+            return self.seal_status().await;
+        }
         if reset {
             if self.unsealed.read().await.is_some() {
                 return Err(CoreError::invalid("vault is unsealed"));
@@ -291,10 +358,20 @@ impl Core {
         };
         let combined = zeroize::Zeroizing::new(combined);
         if self.seal_config().await?.is_none() {
-            self.complete_join(&combined).await?;
+            self.complete_join(super::ha::JoinKey::Shamir(&combined)).await?;
             return self.seal_status().await;
         }
-        match self.barrier.unseal(&combined).await {
+        self.open_barrier(combined).await?;
+        self.seal_status().await
+    }
+
+    /// Opens the barrier with the combined unseal key, installs the cluster credentials,
+    /// joins consensus and loads the unsealed state.
+    pub(crate) async fn open_barrier(
+        &self,
+        unseal_key: zeroize::Zeroizing<Vec<u8>>,
+    ) -> Result<(), CoreError> {
+        match self.barrier.unseal(&unseal_key).await {
             Ok(()) => {}
             Err(BarrierError::InvalidKey) => {
                 return Err(CoreError::invalid("cipher: message authentication failed"))
@@ -313,9 +390,8 @@ impl Core {
                 return Err(e);
             }
         }
-        *self.unseal_key.write().await = Some(combined);
-        self.post_unseal().await?;
-        self.seal_status().await
+        *self.unseal_key.write().await = Some(unseal_key);
+        self.post_unseal().await
     }
 
     /// Loads the unsealed state after the barrier opened.

@@ -31,9 +31,60 @@ pub struct SealConfig {
     pub seal_type: String,
     pub secret_shares: u8,
     pub secret_threshold: u8,
+    /// Recovery key split (auto-unseal seals only; recovery keys never unseal).
+    #[serde(default)]
+    pub recovery_shares: u8,
+    #[serde(default)]
+    pub recovery_threshold: u8,
 }
 
 impl SealConfig {
+    /// An auto-unseal (awskms) configuration: the barrier key is one KMS-wrapped key,
+    /// and `recovery_shares` / `recovery_threshold` split the recovery key (0 is allowed).
+    pub fn auto(seal_type: &str, recovery_shares: u64, recovery_threshold: u64) -> Result<Self, SealError> {
+        if recovery_threshold > recovery_shares {
+            return Err(SealError::InvalidConfig(
+                "recovery threshold cannot be larger than recovery shares".into(),
+            ));
+        }
+        if recovery_shares > 255 {
+            return Err(SealError::InvalidConfig(
+                "recovery shares cannot be more than 255".into(),
+            ));
+        }
+        if recovery_shares > 0 && recovery_threshold == 0 {
+            return Err(SealError::InvalidConfig(
+                "recovery threshold must be at least 1".into(),
+            ));
+        }
+        if recovery_shares > 1 && recovery_threshold == 1 {
+            return Err(SealError::InvalidConfig(
+                "recovery threshold must be greater than one for multiple shares".into(),
+            ));
+        }
+        Ok(Self {
+            seal_type: seal_type.into(),
+            secret_shares: 1,
+            secret_threshold: 1,
+            recovery_shares: recovery_shares as u8,
+            recovery_threshold: recovery_threshold as u8,
+        })
+    }
+
+    /// Whether this seal unseals itself (recovery keys instead of unseal keys).
+    pub fn is_auto(&self) -> bool {
+        self.seal_type != "shamir"
+    }
+
+    /// The shares an operator holds: recovery keys under auto-unseal, unseal keys otherwise.
+    pub fn operator_shares(&self) -> (u8, u8) {
+        if self.is_auto() {
+            (self.recovery_shares, self.recovery_threshold)
+        } else {
+            (self.secret_shares, self.secret_threshold)
+        }
+    }
+
     /// A Shamir configuration after checking the bounds Vault enforces.
     pub fn shamir(shares: u64, threshold: u64) -> Result<Self, SealError> {
         if shares == 0 || threshold == 0 {
@@ -58,6 +109,8 @@ impl SealConfig {
             seal_type: "shamir".into(),
             secret_shares: shares as u8,
             secret_threshold: threshold as u8,
+            recovery_shares: 0,
+            recovery_threshold: 0,
         })
     }
 }

@@ -169,10 +169,16 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    if let SealConfig::AwsKms(_) = config.seal {
-        return Err(startup(
-            "seal \"awskms\" is not supported by this build yet; use the default shamir seal",
-        ));
+    let auto_seal = match &config.seal {
+        SealConfig::AwsKms(kms) if !kms.disabled => Some(
+            crate::seal::AwsKms::connect(kms)
+                .await
+                .map_err(|e| startup(format!("seal \"awskms\": {e}")))?,
+        ),
+        _ => None,
+    };
+    if auto_seal.is_some() && matches!(config.storage, StorageConfig::Inmem) {
+        return Err(startup("seal \"awskms\" needs storage \"raft\" in labnode"));
     }
     let listener = config.listeners.first().cloned().unwrap_or_default();
     let api_tls = listener_tls(&listener)?;
@@ -211,7 +217,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
                 storage_type: "raft".into(),
                 cluster_name: config.cluster_name.clone(),
             };
-            (Core::with_raft(raft.clone(), info, transport.clone()), Some(raft))
+            (
+                Core::with_raft(raft.clone(), info, transport.clone(), auto_seal.clone()),
+                Some(raft),
+            )
         }
         StorageConfig::Inmem => {
             let info = NodeInfo {
@@ -256,6 +265,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         tracing::info!(address = %cluster_bind_addr, "cluster listener started (mutual TLS)");
     }
     tokio::spawn(reap_tokens(core.clone(), stop_rx.clone()));
+    if auto_seal.is_some() {
+        tokio::spawn(auto_unseal(core.clone(), stop_rx.clone()));
+    }
     if let StorageConfig::Raft(rc) = &config.storage {
         tokio::spawn(autopilot(core.clone(), stop_rx.clone()));
         if !rc.retry_join.is_empty() {
@@ -327,6 +339,24 @@ async fn dev_setup(core: &Arc<Core>, root_token_id: &str) -> Result<(), ServerEr
     Ok(())
 }
 
+/// Unseals through KMS as soon as storage is initialized (at boot, or once a join
+/// delivered the cluster's data); retries while KMS is unreachable.
+async fn auto_unseal(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match core.auto_unseal().await {
+            Ok(true) => return,
+            Ok(false) if core.state().await.is_ok() => return,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "auto-unseal through awskms failed; retrying in 2s"),
+        }
+    }
+}
+
 /// Runs autopilot-lite on whichever node leads: caught-up learners become voters.
 async fn autopilot(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -341,6 +371,33 @@ async fn autopilot(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<bool>
     }
 }
 
+/// This round's leader candidates: every `leader_api_addr`, and the instances each
+/// `auto_join` finds by tag.
+async fn join_targets(stanzas: &[config::RetryJoin]) -> Vec<JoinTarget> {
+    let mut targets = Vec::new();
+    for stanza in stanzas {
+        let target = |addr: String| JoinTarget {
+            leader_api_addr: addr,
+            leader_ca_cert: stanza.leader_ca_cert.clone(),
+            leader_client_cert: stanza.leader_client_cert.clone(),
+            leader_client_key: stanza.leader_client_key.clone(),
+            leader_tls_servername: stanza.leader_tls_servername.clone(),
+        };
+        if let Some(addr) = &stanza.leader_api_addr {
+            targets.push(target(addr.clone()));
+        }
+        if let Some(auto_join) = &stanza.auto_join {
+            let scheme = stanza.auto_join_scheme.as_deref().unwrap_or("https");
+            match crate::cluster::discover_aws(auto_join, scheme, stanza.auto_join_port.unwrap_or(8200)).await
+            {
+                Ok(found) => targets.extend(found.into_iter().map(target)),
+                Err(e) => tracing::warn!(error = %e, "retry_join: auto_join discovery failed"),
+            }
+        }
+    }
+    targets
+}
+
 /// `retry_join`: while this node is not part of a cluster, asks every configured
 /// leader for a join challenge every 2 s.
 async fn retry_join(
@@ -349,22 +406,6 @@ async fn retry_join(
     non_voter: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let targets: Vec<JoinTarget> = stanzas
-        .iter()
-        .filter_map(|j| {
-            j.leader_api_addr.as_ref().map(|addr| JoinTarget {
-                leader_api_addr: addr.clone(),
-                leader_ca_cert: j.leader_ca_cert.clone(),
-                leader_client_cert: j.leader_client_cert.clone(),
-                leader_client_key: j.leader_client_key.clone(),
-                leader_tls_servername: j.leader_tls_servername.clone(),
-            })
-        })
-        .collect();
-    if targets.is_empty() {
-        tracing::warn!("retry_join has only auto_join stanzas, which this build does not resolve yet");
-        return;
-    }
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
@@ -375,7 +416,12 @@ async fn retry_join(
         if member {
             return;
         }
-        match core.raft_join(targets.clone(), non_voter).await {
+        let targets = join_targets(&stanzas).await;
+        if targets.is_empty() {
+            tracing::debug!("retry_join: no candidates this round");
+            continue;
+        }
+        match core.raft_join(targets, non_voter).await {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retry_join: no leader answered; retrying in 2s"),
         }
