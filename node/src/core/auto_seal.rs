@@ -6,6 +6,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{Core, CoreError};
+use crate::seal::SealConfig;
 
 /// The KMS-wrapped unseal key (outside the barrier, readable while sealed).
 pub const HSM_KEY_PATH: &str = "core/hsm/barrier-unseal-keys";
@@ -62,6 +63,93 @@ impl Core {
         self.open_barrier(key).await?;
         tracing::info!("unsealed through awskms");
         Ok(true)
+    }
+
+    /// Whether storage was sealed with another seal than the configured one, so the
+    /// next unseal must be a `-migrate` one.
+    pub async fn migration_pending(&self) -> Result<bool, CoreError> {
+        Ok(self
+            .seal_config()
+            .await?
+            .is_some_and(|c| c.seal_type != self.seal_type()))
+    }
+
+    /// Completes a seal migration with the old seal's combined operator key.
+    ///
+    /// Shamir → awskms: the unseal key gets wrapped by KMS and the old unseal shares
+    /// become the recovery shares. awskms → Shamir: the recovery key becomes the new
+    /// unseal key (the root key is re-protected under it) and the recovery shares
+    /// become the unseal shares.
+    pub(crate) async fn migrate_seal(
+        &self,
+        stored: &SealConfig,
+        combined: Zeroizing<Vec<u8>>,
+    ) -> Result<(), CoreError> {
+        let physical = self.barrier().physical().clone();
+        match (&self.auto_seal, &self.migrate_from) {
+            (Some(kms), _) if !stored.is_auto() => {
+                self.open_barrier(combined.clone()).await?;
+                self.wait_until_active().await?;
+                let wrapped = kms.encrypt(&combined).await.map_err(|e| CoreError::Unavailable(e.to_string()))?;
+                physical.put(HSM_KEY_PATH, wrapped).await?;
+                self.barrier().put(RECOVERY_KEY_PATH, combined.to_vec()).await?;
+                let config = SealConfig::auto("awskms", stored.secret_shares.into(), stored.secret_threshold.into())
+                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                self.store_seal_config(&config).await?;
+                tracing::warn!("seal migrated from shamir to awskms; the old unseal keys are now recovery keys");
+            }
+            (None, Some(kms)) if stored.is_auto() => {
+                let wrapped = physical
+                    .get(HSM_KEY_PATH)
+                    .await?
+                    .ok_or_else(|| CoreError::Internal("the KMS-wrapped unseal key is missing from storage".into()))?;
+                let unseal_key =
+                    Zeroizing::new(kms.decrypt(&wrapped).await.map_err(|e| CoreError::Unavailable(e.to_string()))?);
+                self.open_barrier(unseal_key).await?;
+                self.wait_until_active().await?;
+                if !self.verify_operator_key(&combined).await? {
+                    self.seal().await;
+                    return Err(CoreError::invalid("the recovery key shares do not match this cluster's recovery key"));
+                }
+                self.barrier().rewrap_root_key(&combined).await?;
+                let config = SealConfig::shamir(stored.recovery_shares.into(), stored.recovery_threshold.into())
+                    .map_err(|e| CoreError::invalid(format!("cannot migrate: {e}")))?;
+                self.store_seal_config(&config).await?;
+                physical.delete(HSM_KEY_PATH).await?;
+                self.barrier().delete(RECOVERY_KEY_PATH).await?;
+                *self.unseal_key.write().await = Some(combined);
+                tracing::warn!("seal migrated from awskms to shamir; the recovery keys are now unseal keys");
+            }
+            _ => {
+                return Err(CoreError::invalid(
+                    "seal migration needs the old seal in the configuration (for awskms: seal \"awskms\" { disabled = \"true\" })",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits (briefly) until this node leads, so a migration can write.
+    async fn wait_until_active(&self) -> Result<(), CoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !self.is_active() {
+            if std::time::Instant::now() > deadline {
+                return Err(CoreError::Unavailable(
+                    "seal migration must run on the active node; this node did not become active".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    async fn store_seal_config(&self, config: &SealConfig) -> Result<(), CoreError> {
+        let bytes = serde_json::to_vec(config).map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(self
+            .barrier()
+            .physical()
+            .put(super::seal_state::SEAL_CONFIG_PATH, bytes)
+            .await?)
     }
 
     /// Whether combined operator shares are this cluster's: the unseal key under

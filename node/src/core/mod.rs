@@ -124,23 +124,34 @@ pub struct Core {
     me: std::sync::Weak<Core>,
     /// The auto-unseal seal, when configured (`seal "awskms"`).
     auto_seal: Option<crate::seal::AwsKms>,
+    /// A disabled awskms seal still needed to migrate away from it.
+    migrate_from: Option<crate::seal::AwsKms>,
+}
+
+/// The seals a node runs with.
+#[derive(Default)]
+pub struct Seals {
+    /// The active auto-unseal seal (`seal "awskms"`), or `None` for Shamir.
+    pub auto: Option<crate::seal::AwsKms>,
+    /// `seal "awskms" { disabled = "true" }`: the seal being migrated away from.
+    pub migrate_from: Option<crate::seal::AwsKms>,
 }
 
 impl Core {
     /// A sealed core over in-memory or other non-replicated storage.
     pub fn new(physical: Arc<dyn Physical>, info: NodeInfo) -> Arc<Self> {
-        Self::build(physical, info, None, ClusterTransport::new(), None)
+        Self::build(physical, info, None, ClusterTransport::new(), Seals::default())
     }
 
     /// A sealed core over Integrated Storage; `transport` carries the cluster port's
-    /// credentials and `auto_seal` is the awskms seal when configured.
+    /// credentials and `seals` the configured auto-unseal seals.
     pub fn with_raft(
         raft: Arc<RaftStore>,
         info: NodeInfo,
         transport: Arc<ClusterTransport>,
-        auto_seal: Option<crate::seal::AwsKms>,
+        seals: Seals,
     ) -> Arc<Self> {
-        Self::build(raft.clone(), info, Some(raft), transport, auto_seal)
+        Self::build(raft.clone(), info, Some(raft), transport, seals)
     }
 
     fn build(
@@ -148,11 +159,12 @@ impl Core {
         info: NodeInfo,
         raft: Option<Arc<RaftStore>>,
         transport: Arc<ClusterTransport>,
-        auto_seal: Option<crate::seal::AwsKms>,
+        seals: Seals,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
-            auto_seal,
+            auto_seal: seals.auto,
+            migrate_from: seals.migrate_from,
             dr_operation_token: Default::default(),
             dr: Default::default(),
             transport,

@@ -155,7 +155,7 @@ impl Core {
             nonce: progress.nonce.clone(),
             version: VERSION.into(),
             build_date: "2026-11-29T00:00:00Z".into(),
-            migration: false,
+            migration: self.migration_pending().await?,
             recovery_seal: config
                 .as_ref()
                 .map(SealConfig::is_auto)
@@ -310,11 +310,26 @@ impl Core {
     }
 
     /// `PUT sys/unseal`: adds a share; at the threshold, opens the barrier.
-    pub async fn unseal(&self, key: Option<&str>, reset: bool) -> Result<SealStatus, CoreError> {
+    pub async fn unseal(
+        &self,
+        key: Option<&str>,
+        reset: bool,
+        migrate: bool,
+    ) -> Result<SealStatus, CoreError> {
         let Some(config) = self.effective_seal_config().await? else {
             return Err(CoreError::invalid("Vault is not initialized"));
         };
-        if config.is_auto() {
+        let migration = self.migration_pending().await?;
+        if migration && !migrate && !reset {
+            return Err(CoreError::invalid(format!(
+                "seal migration pending: storage uses the {} seal but the configuration the {} seal; \
+                 unseal with -migrate and the current {} keys",
+                config.seal_type,
+                self.seal_type(),
+                if config.is_auto() { "recovery" } else { "unseal" }
+            )));
+        }
+        if config.is_auto() && !migration {
             if self.unsealed.read().await.is_none() {
                 self.auto_unseal().await?;
             }
@@ -349,16 +364,21 @@ impl Core {
                 progress.nonce = uuid::Uuid::new_v4().to_string();
             }
             progress.shares.push(share);
-            if progress.shares.len() < config.secret_threshold as usize {
+            if progress.shares.len() < config.operator_shares().1 as usize {
                 drop(progress);
                 return self.seal_status().await;
             }
             let shares = std::mem::take(&mut *progress).shares;
-            seal::combine(&shares, config.secret_threshold).map_err(|e| CoreError::invalid(e.to_string()))?
+            seal::combine(&shares, config.operator_shares().1)
+                .map_err(|e| CoreError::invalid(e.to_string()))?
         };
         let combined = zeroize::Zeroizing::new(combined);
         if self.seal_config().await?.is_none() {
             self.complete_join(super::ha::JoinKey::Shamir(&combined)).await?;
+            return self.seal_status().await;
+        }
+        if migration {
+            self.migrate_seal(&config, combined).await?;
             return self.seal_status().await;
         }
         self.open_barrier(combined).await?;

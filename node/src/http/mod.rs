@@ -299,8 +299,11 @@ async fn handle_v1(
         "sys/unseal" if is_write => {
             let data = parse_body(body)?;
             let key = data.get("key").and_then(Value::as_str);
-            let reset = data.get("reset").and_then(Value::as_bool).unwrap_or(false);
-            return Ok(json_response(200, &json!(core.unseal(key, reset).await?)));
+            let flag = |name: &str| data.get(name).and_then(Value::as_bool).unwrap_or(false);
+            return Ok(json_response(
+                200,
+                &json!(core.unseal(key, flag("reset"), flag("migrate")).await?),
+            ));
         }
         "sys/health" if *method == Method::GET || *method == Method::HEAD => {
             let q = HealthQuery {

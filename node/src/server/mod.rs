@@ -13,7 +13,7 @@ use crate::cluster::ClusterTransport;
 
 use crate::config::{self, Config, ListenerConfig, SealConfig, StorageConfig};
 use crate::core::ha::JoinTarget;
-use crate::core::{Core, InitRequest, NodeInfo, Operation, Request};
+use crate::core::{Core, InitRequest, NodeInfo, Operation, Request, Seals};
 use crate::raft::{RaftOptions, RaftStore};
 use crate::storage::InmemStorage;
 
@@ -169,14 +169,16 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let auto_seal = match &config.seal {
-        SealConfig::AwsKms(kms) if !kms.disabled => Some(
+    let kms = match &config.seal {
+        SealConfig::AwsKms(kms) => Some(
             crate::seal::AwsKms::connect(kms)
                 .await
                 .map_err(|e| startup(format!("seal \"awskms\": {e}")))?,
         ),
-        _ => None,
+        SealConfig::Shamir => None,
     };
+    let disabled = matches!(&config.seal, SealConfig::AwsKms(k) if k.disabled);
+    let (auto_seal, migrate_from) = if disabled { (None, kms) } else { (kms, None) };
     if auto_seal.is_some() && matches!(config.storage, StorageConfig::Inmem) {
         return Err(startup("seal \"awskms\" needs storage \"raft\" in labnode"));
     }
@@ -218,7 +220,15 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
                 cluster_name: config.cluster_name.clone(),
             };
             (
-                Core::with_raft(raft.clone(), info, transport.clone(), auto_seal.clone()),
+                Core::with_raft(
+                    raft.clone(),
+                    info,
+                    transport.clone(),
+                    Seals {
+                        auto: auto_seal.clone(),
+                        migrate_from,
+                    },
+                ),
                 Some(raft),
             )
         }
@@ -321,7 +331,7 @@ async fn dev_setup(core: &Arc<Core>, root_token_id: &str) -> Result<(), ServerEr
         )
         .await
         .map_err(|e| startup(format!("dev init: {e}")))?;
-    core.unseal(init.keys.first().map(String::as_str), false)
+    core.unseal(init.keys.first().map(String::as_str), false, false)
         .await
         .map_err(|e| startup(format!("dev unseal: {e}")))?;
     let mount = Request::new(Operation::Update, "sys/mounts/secret")
