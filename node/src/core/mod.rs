@@ -287,6 +287,7 @@ impl Core {
                 .map_err(|e| CoreError::Internal(format!("mount table: {e}")))?;
         }
         state.policies.clear_cache().await;
+        state.tokens.clear_cache();
         self.barrier.reload_keyring().await?;
         self.load_dr_state().await?;
         Ok(())

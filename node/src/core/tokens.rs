@@ -174,7 +174,14 @@ pub fn random_base62(len: usize) -> String {
 pub struct TokenStore {
     barrier: Arc<Barrier>,
     salt: Vec<u8>,
+    /// Decoded entries by hash: every request resolves its token, and only the active
+    /// node writes tokens, so the cache is dropped on every write here and on every
+    /// change of active node (`Core::reload_tables`).
+    cache: std::sync::RwLock<std::collections::HashMap<String, TokenEntry>>,
 }
+
+/// Entries kept before the cache starts over.
+const CACHE_LIMIT: usize = 16_384;
 
 impl TokenStore {
     /// Loads (or on first use creates) the salt; called at unseal.
@@ -187,7 +194,11 @@ impl TokenStore {
                 salt
             }
         };
-        Ok(Self { barrier, salt })
+        Ok(Self {
+            barrier,
+            salt,
+            cache: Default::default(),
+        })
     }
 
     /// The barrier the store writes through (wrapping keeps responses beside tokens).
@@ -309,10 +320,30 @@ impl TokenStore {
 
     /// Loads a stored entry by its hash.
     pub async fn entry_by_hash(&self, hash: &str) -> Result<Option<TokenEntry>, CoreError> {
-        match self.barrier.get(&format!("{ID_PREFIX}{hash}")).await? {
-            Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            None => Ok(None),
+        if let Some(entry) = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(hash) {
+            return Ok(Some(entry.clone()));
         }
+        let entry: Option<TokenEntry> = match self.barrier.get(&format!("{ID_PREFIX}{hash}")).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).ok(),
+            None => None,
+        };
+        if let Some(entry) = &entry {
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(hash.to_string(), entry.clone());
+        }
+        Ok(entry)
+    }
+
+    fn forget(&self, hash: &str) {
+        self.cache.write().unwrap_or_else(|e| e.into_inner()).remove(hash);
+    }
+
+    /// Drops every cached entry (another node may have changed tokens).
+    pub fn clear_cache(&self) {
+        self.cache.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Resolves an accessor to its entry.
@@ -332,6 +363,7 @@ impl TokenStore {
         if entry.num_uses <= 0 || entry.token_type == TokenType::Batch {
             return Ok(());
         }
+        self.forget(&entry.id_hash);
         if entry.num_uses == 1 {
             return self.revoke_tree(&entry.id_hash).await;
         }
@@ -340,6 +372,7 @@ impl TokenStore {
         self.barrier
             .put(&format!("{ID_PREFIX}{}", entry.id_hash), encode(&updated)?)
             .await?;
+        self.forget(&entry.id_hash);
         Ok(())
     }
 
@@ -359,11 +392,13 @@ impl TokenStore {
     pub async fn revoke_orphan(&self, hash: &str) -> Result<(), CoreError> {
         for child in self.barrier.list(&format!("{PARENT_PREFIX}{hash}/")).await? {
             if let Some(mut entry) = self.entry_by_hash(&child).await? {
+                self.forget(&child);
                 entry.parent_hash = None;
                 entry.orphan = true;
                 self.barrier
                     .put(&format!("{ID_PREFIX}{child}"), encode(&entry)?)
                     .await?;
+                self.forget(&child);
             }
         }
         self.delete_entry(hash, true).await
@@ -373,6 +408,7 @@ impl TokenStore {
         let Some(entry) = self.entry_by_hash(hash).await? else {
             return Ok(());
         };
+        self.forget(hash);
         let mut ops = vec![
             WriteOp::Delete {
                 key: format!("{ID_PREFIX}{hash}"),
@@ -395,6 +431,7 @@ impl TokenStore {
             });
         }
         self.barrier.write(ops).await?;
+        self.forget(hash);
         Ok(())
     }
 
@@ -403,6 +440,7 @@ impl TokenStore {
         if entry.token_type == TokenType::Batch {
             return Err(CoreError::invalid("batch tokens cannot be renewed"));
         }
+        self.forget(&entry.id_hash);
         if !entry.renewable {
             return Err(CoreError::invalid("invalid lease ID"));
         }
@@ -422,6 +460,7 @@ impl TokenStore {
         self.barrier
             .put(&format!("{ID_PREFIX}{}", entry.id_hash), encode(&updated)?)
             .await?;
+        self.forget(&entry.id_hash);
         Ok(updated)
     }
 
