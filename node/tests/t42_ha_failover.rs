@@ -32,8 +32,13 @@ impl Writers {
         let client = http(Duration::from_secs(5));
         let tasks = (0..WRITERS)
             .map(|w| {
-                let (stop, acked, client, addrs, token) =
-                    (stop.clone(), acked.clone(), client.clone(), addrs.clone(), token.to_string());
+                let (stop, acked, client, addrs, token) = (
+                    stop.clone(),
+                    acked.clone(),
+                    client.clone(),
+                    addrs.clone(),
+                    token.to_string(),
+                );
                 tokio::spawn(async move {
                     let mut target = w;
                     let mut i = 0;
@@ -81,7 +86,11 @@ impl Writers {
     async fn wait_count(&self, n: usize, deadline: Duration) {
         let until = Instant::now() + deadline;
         while self.count() < n {
-            assert!(Instant::now() < until, "only {} acknowledged writes after {deadline:?}", self.count());
+            assert!(
+                Instant::now() < until,
+                "only {} acknowledged writes after {deadline:?}",
+                self.count()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -138,7 +147,12 @@ async fn leader_kill_9_under_writers_loses_no_acknowledged_write() {
     }
 
     // The killed node restarts, is unsealed and catches up with the leader's log.
-    let target = c.node(&new).srv().request("GET", "sys/leader", None, None).await.body["raft_applied_index"]
+    let target = c
+        .node(&new)
+        .srv()
+        .request("GET", "sys/leader", None, None)
+        .await
+        .body["raft_applied_index"]
         .as_u64()
         .unwrap();
     let keys = c.keys.clone();
@@ -163,13 +177,17 @@ async fn leader_kill_9_under_writers_loses_no_acknowledged_write() {
     }
     c.wait_members(&names, &names).await;
     let (_, key, value) = acked.last().unwrap();
-    assert_eq!(get_kv(c.node(&old).srv(), &root, key).await.as_deref(), Some(value.as_str()));
+    assert_eq!(
+        get_kv(c.node(&old).srv(), &root, key).await.as_deref(),
+        Some(value.as_str())
+    );
 }
 
-/// One write attempt with a bounded client: the server's status, or the transport error.
-async fn attempt(addr: &str, token: &str, key: &str) -> (Result<u16, String>, Duration) {
+/// One write attempt with a client that gives up after `limit`: the server's status, or the
+/// transport error (a timeout when the server never answers).
+async fn attempt(addr: &str, token: &str, key: &str, limit: Duration) -> (Result<u16, String>, Duration) {
     let start = Instant::now();
-    let r = put_kv(&http(Duration::from_secs(20)), addr, token, key, "must-not-commit").await;
+    let r = put_kv(&http(limit), addr, token, key, "must-not-commit").await;
     (r, start.elapsed())
 }
 
@@ -181,7 +199,10 @@ async fn write_succeeds(c: &Cluster, node: &str, key: &str) -> Duration {
         if put_kv(&client, &c.node(node).addr(), &c.root, key, "ok").await == Ok(204) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "write via {node} never succeeded");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "write via {node} never succeeded"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -200,24 +221,43 @@ async fn five_nodes_survive_two_losses_refuse_writes_after_three_and_in_a_minori
     for n in &followers[1..] {
         c.node(n).signal("-STOP");
     }
-    for n in minority {
-        let (r, took) = attempt(&c.node(n).addr(), &root, &format!("minority/{n}")).await;
+    // Both minority nodes at once; neither may acknowledge (today they do not answer at
+    // all within the limit, see `isolated_leader_answers_writes_with_an_error`).
+    let attempts = minority.map(|n| {
+        let (addr, root, key) = (c.node(n).addr(), root.clone(), format!("minority/{n}"));
+        tokio::spawn(async move { attempt(&addr, &root, &key, Duration::from_secs(5)).await })
+    });
+    for (n, a) in minority.iter().zip(attempts) {
+        let (r, took) = a.await.unwrap();
         println!("minority write via {n}: {r:?} after {took:?}");
-        assert!(r != Ok(204) && r != Ok(200), "minority node {n} acknowledged a write: {r:?}");
+        assert!(
+            r != Ok(204) && r != Ok(200),
+            "minority node {n} acknowledged a write: {r:?}"
+        );
     }
     for n in &followers[1..] {
         c.node(n).signal("-CONT");
     }
     let healed = write_succeeds(&c, followers[2], "healed").await;
-    println!("partition healed: first write acknowledged {} ms after SIGCONT", healed.as_millis());
+    println!(
+        "partition healed: first write acknowledged {} ms after SIGCONT",
+        healed.as_millis()
+    );
     for n in minority {
         let got = get_kv(c.node(followers[2]).srv(), &root, &format!("minority/{n}")).await;
-        println!("after healing, minority/{n} = {got:?}");
+        assert_eq!(
+            got, None,
+            "a write refused in the minority showed up after healing"
+        );
     }
 
     // Two losses (the leader and a follower): the other three elect a leader and serve.
     let leader = c.wait_leader(&names, Duration::from_secs(20)).await;
-    let others: Vec<String> = names.iter().filter(|n| **n != leader).map(|n| n.to_string()).collect();
+    let others: Vec<String> = names
+        .iter()
+        .filter(|n| **n != leader)
+        .map(|n| n.to_string())
+        .collect();
     c.node_mut(&leader).kill();
     c.node_mut(&others[0]).kill();
     let three: Vec<&str> = others[1..].iter().map(String::as_str).collect();
@@ -229,16 +269,59 @@ async fn five_nodes_survive_two_losses_refuse_writes_after_three_and_in_a_minori
     );
     let new = c.wait_leader(&three, Duration::from_secs(20)).await;
     for n in &three {
-        assert_eq!(get_kv(c.node(n).srv(), &root, "after-two-losses").await.as_deref(), Some("ok"));
+        assert_eq!(
+            get_kv(c.node(n).srv(), &root, "after-two-losses")
+                .await
+                .as_deref(),
+            Some("ok")
+        );
     }
 
     // A third loss: the remaining two have no quorum; writes fail and never succeed.
     c.node_mut(&new).kill();
     let two: Vec<&str> = three.iter().copied().filter(|n| *n != new).collect();
     for n in &two {
-        let (r, took) = attempt(&c.node(n).addr(), &root, &format!("no-quorum/{n}")).await;
+        let (r, took) = attempt(
+            &c.node(n).addr(),
+            &root,
+            &format!("no-quorum/{n}"),
+            Duration::from_secs(20),
+        )
+        .await;
         println!("no-quorum write via {n}: {r:?} after {took:?}");
-        assert!(matches!(r, Ok(s) if s >= 500), "write without quorum via {n}: {r:?} after {took:?}");
+        assert!(
+            matches!(r, Ok(s) if s >= 500),
+            "write without quorum via {n}: {r:?} after {took:?}"
+        );
         assert!(took < Duration::from_secs(20), "no answer within 20 s");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a leader cut off from its quorum never answers writes: with both followers of a \
+3-node cluster frozen (SIGSTOP), PUT /v1/kv/isolated {\"value\":\"x\"} to the old leader gets no response \
+at all within 100 s (client timeout; expected an error such as 503/500 within max_request_duration, 90 s \
+by default, or sooner once the leader steps down)"]
+async fn isolated_leader_answers_writes_with_an_error() {
+    let names = ["i1", "i2", "i3"];
+    let c = Cluster::retry_join(&names).await;
+    c.mount_kv().await;
+    let leader = c.wait_leader(&names, Duration::from_secs(20)).await;
+    for n in names.iter().filter(|n| **n != leader) {
+        c.node(n).signal("-STOP");
+    }
+    let (r, took) = attempt(
+        &c.node(&leader).addr(),
+        &c.root,
+        "isolated",
+        Duration::from_secs(100),
+    )
+    .await;
+    for n in names.iter().filter(|n| **n != leader) {
+        c.node(n).signal("-CONT");
+    }
+    assert!(
+        matches!(r, Ok(s) if s >= 500),
+        "isolated leader: {r:?} after {took:?}"
+    );
 }

@@ -34,7 +34,11 @@ fn archive_entries(path: &std::path::Path) -> (Vec<String>, serde_json::Value) {
 }
 
 async fn put(client: &reqwest::Client, addr: &str, root: &str, key: &str, value: &str) {
-    assert_eq!(put_kv(client, addr, root, key, value).await, Ok(204), "put kv/{key} via {addr}");
+    assert_eq!(
+        put_kv(client, addr, root, key, value).await,
+        Ok(204),
+        "put kv/{key} via {addr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +64,13 @@ async fn snapshot_restore_rolls_back_every_node_and_refuses_foreign_snapshots() 
     // The real bao CLI saves from labnode too (it checks SHA256SUMS.sealed).
     let out = c.node(&leader).bao(
         Some(&root),
-        &["operator", "raft", "snapshot", "save", theirs_bao.to_str().unwrap()],
+        &[
+            "operator",
+            "raft",
+            "snapshot",
+            "save",
+            theirs_bao.to_str().unwrap(),
+        ],
     );
     ok(&out);
     for file in [&ours, &theirs_bao] {
@@ -92,7 +102,11 @@ async fn snapshot_restore_rolls_back_every_node_and_refuses_foreign_snapshots() 
     assert_eq!(ok(&out), "");
     for n in names {
         let srv = c.node(n).srv();
-        assert_eq!(get_kv(srv, &root, "a").await.as_deref(), Some("before"), "kv/a via {n}");
+        assert_eq!(
+            get_kv(srv, &root, "a").await.as_deref(),
+            Some("before"),
+            "kv/a via {n}"
+        );
         assert_eq!(get_kv(srv, &root, "b").await, None, "kv/b via {n}");
     }
     // The restore went through Raft: after the leader dies the new leader has it too.
@@ -101,7 +115,11 @@ async fn snapshot_restore_rolls_back_every_node_and_refuses_foreign_snapshots() 
     let new = c.wait_leader(&rest, Duration::from_secs(20)).await;
     for n in &rest {
         let srv = c.node(n).srv();
-        assert_eq!(get_kv(srv, &root, "a").await.as_deref(), Some("before"), "kv/a via {n}");
+        assert_eq!(
+            get_kv(srv, &root, "a").await.as_deref(),
+            Some("before"),
+            "kv/a via {n}"
+        );
         assert_eq!(get_kv(srv, &root, "b").await, None, "kv/b via {n}");
     }
 
@@ -109,13 +127,23 @@ async fn snapshot_restore_rolls_back_every_node_and_refuses_foreign_snapshots() 
     put(&client, &c.node(&new).addr(), &root, "c", "later-again").await;
     let out = c.node(&new).bao(
         Some(&root),
-        &["operator", "raft", "snapshot", "restore", theirs_bao.to_str().unwrap()],
+        &[
+            "operator",
+            "raft",
+            "snapshot",
+            "restore",
+            theirs_bao.to_str().unwrap(),
+        ],
     );
     ok(&out);
     for n in &rest {
         let srv = c.node(n).srv();
         assert_eq!(get_kv(srv, &root, "c").await, None, "kv/c via {n}");
-        assert_eq!(get_kv(srv, &root, "a").await.as_deref(), Some("before"), "kv/a via {n}");
+        assert_eq!(
+            get_kv(srv, &root, "a").await.as_deref(),
+            Some("before"),
+            "kv/a via {n}"
+        );
     }
 
     // Another cluster's snapshot is refused without -force...
@@ -134,7 +162,10 @@ async fn snapshot_restore_rolls_back_every_node_and_refuses_foreign_snapshots() 
         )
         .await;
     assert_eq!(r.status, 204, "{r:?}");
-    assert_eq!(put_kv(&client, &other.addr(), &other_root, "a", "other").await, Ok(204));
+    assert_eq!(
+        put_kv(&client, &other.addr(), &other_root, "a", "other").await,
+        Ok(204)
+    );
     let foreign = dir.path().join("other.snap");
     ok(&other.cli(
         Some(&other_root),
@@ -143,17 +174,40 @@ async fn snapshot_restore_rolls_back_every_node_and_refuses_foreign_snapshots() 
     let refused_msg = "could not verify the snapshot: it was not taken from this cluster (its sealed checksum does not open with this cluster's keys); use -force to restore it anyway";
     let out = c.node(&new).cli(
         Some(&root),
-        &["operator", "raft", "snapshot", "restore", foreign.to_str().unwrap()],
+        &[
+            "operator",
+            "raft",
+            "snapshot",
+            "restore",
+            foreign.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(refused_msg), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(refused_msg),
+        "{}",
+        show(&out)
+    );
     let out = c.node(&new).bao(
         Some(&root),
-        &["operator", "raft", "snapshot", "restore", foreign.to_str().unwrap()],
+        &[
+            "operator",
+            "raft",
+            "snapshot",
+            "restore",
+            foreign.to_str().unwrap(),
+        ],
     );
     assert!(!out.status.success(), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(refused_msg), "{}", show(&out));
-    assert_eq!(get_kv(c.node(&new).srv(), &root, "a").await.as_deref(), Some("before"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(refused_msg),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        get_kv(c.node(&new).srv(), &root, "a").await.as_deref(),
+        Some("before")
+    );
 
     // ...and accepted with -force: the other node takes our data, seals, and opens with our keys.
     let out = other.cli(
@@ -161,14 +215,29 @@ async fn snapshot_restore_rolls_back_every_node_and_refuses_foreign_snapshots() 
         &["operator", "raft", "snapshot", "restore", ours.to_str().unwrap()],
     );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(refused_msg), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(refused_msg),
+        "{}",
+        show(&out)
+    );
     let out = other.cli(
         Some(&other_root),
-        &["operator", "raft", "snapshot", "restore", "-force", ours.to_str().unwrap()],
+        &[
+            "operator",
+            "raft",
+            "snapshot",
+            "restore",
+            "-force",
+            ours.to_str().unwrap(),
+        ],
     );
     assert_eq!(ok(&out), "");
     let s = other.srv().request("GET", "sys/seal-status", None, None).await;
-    assert_eq!((&s.body["sealed"], &s.body["t"], &s.body["n"]), (&json!(true), &json!(2), &json!(3)), "{s:?}");
+    assert_eq!(
+        (&s.body["sealed"], &s.body["t"], &s.body["n"]),
+        (&json!(true), &json!(2), &json!(3)),
+        "{s:?}"
+    );
     unseal_member(other.srv(), &c.keys).await;
     other.srv().wait_active().await;
     assert_eq!(get_kv(other.srv(), &root, "a").await.as_deref(), Some("before"));

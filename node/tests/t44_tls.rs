@@ -40,30 +40,55 @@ async fn cluster_port_refuses_clients_without_the_cluster_certificate() {
     let url = format!("https://{}/v1/sys/health", node.cluster_hostport());
 
     // Sealed: no credentials yet, every connection is dropped.
-    let e = insecure(None).get(&url).send().await.expect_err("sealed cluster port answered");
+    let e = insecure(None)
+        .get(&url)
+        .send()
+        .await
+        .expect_err("sealed cluster port answered");
     let text = chain(&e);
     assert!(text.contains("tls handshake eof"), "{text}");
 
     let (_root, _key) = node.srv().init_unsealed().await;
 
     // No client certificate: the handshake fails (the server requires one).
-    let e = insecure(None).get(&url).send().await.expect_err("no client cert accepted");
+    let e = insecure(None)
+        .get(&url)
+        .send()
+        .await
+        .expect_err("no client cert accepted");
     let text = chain(&e);
-    assert!(text.contains("received fatal alert: CertificateRequired"), "{text}");
+    assert!(
+        text.contains("received fatal alert: CertificateRequired"),
+        "{text}"
+    );
 
     // A certificate from a CA the cluster does not know: refused as well.
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["labnode-cluster".to_string()]).unwrap();
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params.self_signed(&key).unwrap();
-    let id = reqwest::Identity::from_pem(format!("{}\n{}", cert.pem(), key.serialize_pem()).as_bytes()).unwrap();
-    let e = insecure(Some(id)).get(&url).send().await.expect_err("foreign client cert accepted");
+    let id =
+        reqwest::Identity::from_pem(format!("{}\n{}", cert.pem(), key.serialize_pem()).as_bytes()).unwrap();
+    let e = insecure(Some(id))
+        .get(&url)
+        .send()
+        .await
+        .expect_err("foreign client cert accepted");
     let text = chain(&e);
     assert!(text.contains("received fatal alert: UnknownCA"), "{text}");
 
     // curl -k without a client certificate: TLS failure, no HTTP status.
     let out = Command::new("curl")
-        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", &url])
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            &url,
+        ])
         .output()
         .expect("run curl");
     assert_eq!(out.status.code(), Some(56), "{}", show(&out));
@@ -101,30 +126,82 @@ async fn api_tls_listener_with_the_cli_and_vault_cacert() {
         &addr,
         &home,
         None,
-        &["operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json"],
+        &[
+            "operator",
+            "init",
+            "-key-shares=1",
+            "-key-threshold=1",
+            "-format=json",
+        ],
         &trust,
     );
     let init: Value = serde_json::from_str(&ok(&out)).expect("init json");
     let unseal_key = init["unseal_keys_b64"][0].as_str().expect("key").to_string();
     let root = init["root_token"].as_str().expect("root").to_string();
-    ok(&cli_env(&addr, &home, None, &["operator", "unseal", &unseal_key], &trust));
+    ok(&cli_env(
+        &addr,
+        &home,
+        None,
+        &["operator", "unseal", &unseal_key],
+        &trust,
+    ));
     node.srv().wait_active().await;
-    ok(&cli_env(&addr, &home, Some(&root), &["secrets", "enable", "-version=1", "kv"], &trust));
-    ok(&cli_env(&addr, &home, Some(&root), &["kv", "put", "kv/tls", "v=over-tls"], &trust));
-    let out = cli_env(&addr, &home, Some(&root), &["kv", "get", "-field=v", "kv/tls"], &trust);
+    ok(&cli_env(
+        &addr,
+        &home,
+        Some(&root),
+        &["secrets", "enable", "-version=1", "kv"],
+        &trust,
+    ));
+    ok(&cli_env(
+        &addr,
+        &home,
+        Some(&root),
+        &["kv", "put", "kv/tls", "v=over-tls"],
+        &trust,
+    ));
+    let out = cli_env(
+        &addr,
+        &home,
+        Some(&root),
+        &["kv", "get", "-field=v", "kv/tls"],
+        &trust,
+    );
     assert_eq!(ok(&out), "over-tls");
 
     // Without the CA the CLI refuses the server's certificate.
-    let out = cli_env(&addr, &home, Some(&root), &["kv", "get", "-field=v", "kv/tls"], &[]);
+    let out = cli_env(
+        &addr,
+        &home,
+        Some(&root),
+        &["kv", "get", "-field=v", "kv/tls"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("invalid peer certificate: UnknownIssuer"), "{}", show(&out));
+    assert!(
+        stderr.contains("invalid peer certificate: UnknownIssuer"),
+        "{}",
+        show(&out)
+    );
     assert!(out.stdout.is_empty());
 
     // The real bao CLI: works with BAO_CACERT, fails without.
-    let out = bao_at(&addr, &home, Some(&root), &["kv", "get", "-field=v", "kv/tls"], &[("BAO_CACERT", ca_s)]);
+    let out = bao_at(
+        &addr,
+        &home,
+        Some(&root),
+        &["kv", "get", "-field=v", "kv/tls"],
+        &[("BAO_CACERT", ca_s)],
+    );
     assert_eq!(ok(&out), "over-tls", "{}", show(&out));
-    let out = bao_at(&addr, &home, Some(&root), &["kv", "get", "-field=v", "kv/tls"], &[]);
+    let out = bao_at(
+        &addr,
+        &home,
+        Some(&root),
+        &["kv", "get", "-field=v", "kv/tls"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("x509: certificate signed by unknown authority"),

@@ -336,12 +336,45 @@ pub async fn wait_initialized(server: &Server) {
 
 /// Submits shares until the node is unsealed, then waits until it answers as an unsealed
 /// member (active or standby).
+///
+/// While another membership change is in flight the leader refuses a join answer (500 "the
+/// cluster is already undergoing a configuration change", see
+/// `t41_ha_cluster::concurrent_joins_are_not_refused`); the joiner then drops its challenge
+/// and `retry_join` fetches a new one, so this waits for it and unseals again.
 pub async fn unseal_member(server: &Server, keys: &[String]) {
+    for _ in 0..5 {
+        match try_unseal(server, keys).await {
+            Ok(()) => return,
+            Err(r) => {
+                assert!(
+                    r.status == 500
+                        && r.body
+                            .to_string()
+                            .contains("already undergoing a configuration change"),
+                    "unseal {}: {r:?}\n{}",
+                    server.addr,
+                    server.log()
+                );
+                wait_initialized(server).await;
+            }
+        }
+    }
+    panic!("{} could not join after 5 attempts", server.addr);
+}
+
+/// One round of shares; `Err` with the refusal when the join answer was refused.
+async fn try_unseal(server: &Server, keys: &[String]) -> Result<(), Reply> {
+    let r = server
+        .request("PUT", "sys/unseal", None, Some(json!({ "reset": true })))
+        .await;
+    assert_eq!(r.status, 200, "unseal reset {}: {r:?}", server.addr);
     for key in keys {
         let r = server
             .request("PUT", "sys/unseal", None, Some(json!({ "key": key })))
             .await;
-        assert_eq!(r.status, 200, "unseal {}: {r:?}\n{}", server.addr, server.log());
+        if r.status != 200 {
+            return Err(r);
+        }
         if r.body["sealed"] == json!(false) {
             let until = Instant::now() + FORM_DEADLINE;
             loop {
@@ -349,7 +382,7 @@ pub async fn unseal_member(server: &Server, keys: &[String]) {
                     .request("GET", "sys/health?standbyok=true", None, None)
                     .await;
                 if h.status == 200 {
-                    return;
+                    return Ok(());
                 }
                 assert!(Instant::now() < until, "{} not serving: {h:?}", server.addr);
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -376,7 +409,13 @@ pub fn http(timeout: Duration) -> reqwest::Client {
 }
 
 /// One KV v1 write; `Ok(status)` when the server answered, `Err` on transport errors.
-pub async fn put_kv(client: &reqwest::Client, addr: &str, token: &str, key: &str, value: &str) -> Result<u16, String> {
+pub async fn put_kv(
+    client: &reqwest::Client,
+    addr: &str,
+    token: &str,
+    key: &str,
+    value: &str,
+) -> Result<u16, String> {
     client
         .put(format!("{addr}/v1/kv/{key}"))
         .header("X-Vault-Token", token)
@@ -389,7 +428,9 @@ pub async fn put_kv(client: &reqwest::Client, addr: &str, token: &str, key: &str
 
 /// One KV v1 read: the stored `value`, `None` for 404.
 pub async fn get_kv(server: &Server, token: &str, key: &str) -> Option<String> {
-    let r: Reply = server.request("GET", &format!("kv/{key}"), Some(token), None).await;
+    let r: Reply = server
+        .request("GET", &format!("kv/{key}"), Some(token), None)
+        .await;
     match r.status {
         200 => Some(r.body["data"]["value"].as_str().expect("value").to_string()),
         404 => None,
@@ -437,14 +478,18 @@ pub fn api_tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ];
     let ca = ca_params.self_signed(&ca_key).expect("ca cert");
     let key = rcgen::KeyPair::generate().expect("server key");
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("params");
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "localhost");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&key, &ca, &ca_key).expect("server cert");
-    let paths = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server-key.pem"));
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server-key.pem"),
+    );
     std::fs::write(&paths.0, ca.pem()).unwrap();
     std::fs::write(&paths.1, cert.pem()).unwrap();
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
