@@ -69,7 +69,7 @@ impl From<BarrierError> for CoreError {
     fn from(e: BarrierError) -> Self {
         match e {
             BarrierError::Sealed => CoreError::Sealed,
-            BarrierError::Storage(StorageError::NotWritable(_)) => CoreError::Standby,
+            BarrierError::Storage(StorageError::NotWritable(msg)) => CoreError::Unavailable(msg),
             other => CoreError::Internal(other.to_string()),
         }
     }
@@ -78,7 +78,7 @@ impl From<BarrierError> for CoreError {
 impl From<StorageError> for CoreError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::NotWritable(_) => CoreError::Standby,
+            StorageError::NotWritable(msg) => CoreError::Unavailable(msg),
             other => CoreError::Internal(other.to_string()),
         }
     }

@@ -28,8 +28,33 @@ const STABILIZATION: Duration = Duration::from_secs(1);
 const CAUGHT_UP_LAG: u64 = 32;
 /// How long a joiner waits for the leader's data after its answer was accepted.
 const JOIN_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a join waits for another membership change to finish.
+const MEMBERSHIP_BUSY_WAIT: Duration = Duration::from_secs(15);
 /// Where the intent to stay a non-voter is recorded, so autopilot leaves the node alone.
 const NON_VOTER_PREFIX: &str = "core/raft/non-voter/";
+
+/// Cluster-port routes for members only: a removed node learns of its removal.
+pub fn internal_router(core: std::sync::Arc<Core>) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    axum::Router::new()
+        .route(
+            "/cluster/removed",
+            axum::routing::post(
+                |axum::extract::State(core): axum::extract::State<std::sync::Arc<Core>>| async move {
+                    match core.mark_removed().await {
+                        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                        Err(e) => (
+                            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                            e.to_string(),
+                        )
+                            .into_response(),
+                    }
+                },
+            ),
+        )
+        .with_state(core)
+}
 
 /// What opens a join challenge.
 #[derive(Clone, Copy)]
@@ -97,6 +122,30 @@ fn join_client(target: &JoinTarget) -> Result<(reqwest::Client, String), CoreErr
         .build()
         .map_err(|e| CoreError::Internal(format!("building join client: {e}")))?;
     Ok((client, base))
+}
+
+/// Adds a learner, waiting out membership changes already in flight (several nodes
+/// joining at once, or autopilot promoting one) instead of refusing the join.
+async fn add_learner_when_free(
+    raft: &crate::raft::RaftStore,
+    name: &str,
+    cluster_addr: &str,
+    api_addr: &str,
+) -> Result<(), CoreError> {
+    let deadline = Instant::now() + MEMBERSHIP_BUSY_WAIT;
+    loop {
+        match raft.add_learner(name, cluster_addr, api_addr).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_membership_busy() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(CoreError::Internal(format!(
+                    "adding {name} to the raft cluster: {e}"
+                )))
+            }
+        }
+    }
 }
 
 impl Core {
@@ -186,9 +235,7 @@ impl Core {
                 .put(&format!("{NON_VOTER_PREFIX}{server_id}"), vec![])
                 .await?;
         }
-        raft.add_learner(&server_id, &cluster_addr, &api_addr)
-            .await
-            .map_err(|e| CoreError::Internal(format!("adding {server_id} to the raft cluster: {e}")))?;
+        add_learner_when_free(raft, &server_id, &cluster_addr, &api_addr).await?;
         tracing::info!(node = %server_id, cluster_addr = %cluster_addr, "raft peer joined as a learner");
         let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
         let peers: Vec<Value> = status
@@ -406,15 +453,42 @@ impl Core {
         let raft = self
             .raft()
             .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
+        let removed_addr = raft
+            .status()
+            .ok()
+            .and_then(|s| s.members.into_iter().find(|m| m.name == server_id))
+            .map(|m| m.cluster_addr);
         match raft.remove(server_id).await {
             Ok(()) | Err(crate::raft::RaftError::UnknownPeer(_)) => {}
             Err(e) => return Err(CoreError::Internal(format!("removing {server_id}: {e}"))),
+        }
+        if let (Some(addr), Some(client)) = (removed_addr, self.transport().client()) {
+            let url = format!("{}://{addr}/cluster/removed", crate::cluster::SCHEME);
+            if let Err(e) = client.post(&url).send().await {
+                tracing::warn!(node = %server_id, error = %e, "could not tell the removed node; it will find out when it restarts");
+            }
         }
         self.barrier()
             .delete(&format!("{NON_VOTER_PREFIX}{server_id}"))
             .await?;
         self.ha.caught_up_since.lock().await.remove(server_id);
         Ok(Response::empty())
+    }
+
+    /// This node was removed by the cluster: stop for good and say so in health.
+    pub async fn mark_removed(&self) -> Result<(), CoreError> {
+        let raft = self
+            .raft()
+            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
+        let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
+        if status.members.iter().any(|m| m.name == self.info().node_id) && status.is_leader {
+            return Err(CoreError::invalid("the leader cannot be marked removed"));
+        }
+        raft.mark_removed()
+            .await
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        tracing::warn!("this node was removed from its raft cluster; it no longer serves requests");
+        Ok(())
     }
 
     /// `sys/storage/raft/promote` and `demote` (explicit suffrage changes).

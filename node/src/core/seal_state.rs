@@ -91,6 +91,8 @@ pub struct HealthQuery {
     pub performancestandbycode: Option<u16>,
     pub sealedcode: Option<u16>,
     pub uninitcode: Option<u16>,
+    /// Code for a node removed from its raft cluster (Vault 1.19+: 530).
+    pub removedcode: Option<u16>,
 }
 
 /// Decodes an unseal key share given as hex or standard base64.
@@ -456,6 +458,12 @@ impl Core {
         tracing::info!("vault is sealed");
     }
 
+    /// Whether `remove-peer` took this node out of its raft cluster (it still runs, but
+    /// must neither serve nor forward).
+    pub fn is_removed(&self) -> bool {
+        self.raft.as_ref().is_some_and(|r| r.is_removed())
+    }
+
     /// Whether this node serves requests itself (single node, or the Raft leader).
     pub fn is_active(&self) -> bool {
         self.raft.as_ref().is_none_or(|r| r.is_leader())
@@ -465,8 +473,11 @@ impl Core {
     pub async fn health(&self, q: &HealthQuery) -> Result<(u16, Value), CoreError> {
         let status = self.seal_status().await?;
         let standby = !status.sealed && !self.is_active();
+        let removed = self.is_removed();
         let code = if !status.initialized {
             q.uninitcode.unwrap_or(501)
+        } else if removed {
+            q.removedcode.unwrap_or(530)
         } else if status.sealed {
             q.sealedcode.unwrap_or(503)
         } else if self.dr_mode().await == "secondary" {
@@ -477,6 +488,7 @@ impl Core {
             q.activecode.unwrap_or(200)
         };
         let mut body = json!({
+            "removed_from_cluster": removed,
             "initialized": status.initialized,
             "sealed": status.sealed,
             "standby": status.sealed || standby,

@@ -66,6 +66,11 @@ async fn forward(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<HttpResponse, CoreError> {
+    if app.core.is_removed() {
+        return Err(CoreError::Unavailable(
+            "this node was removed from its raft cluster".into(),
+        ));
+    }
     if headers.contains_key(FORWARDED_HEADER) {
         return Err(CoreError::Internal(
             "forwarded request reached a node that is not active".into(),
@@ -315,6 +320,7 @@ async fn handle_v1(
                 performancestandbycode: query_code(&query, "performancestandbycode")?,
                 sealedcode: query_code(&query, "sealedcode")?,
                 uninitcode: query_code(&query, "uninitcode")?,
+                removedcode: query_code(&query, "removedcode")?,
             };
             let (code, body) = core.health(&q).await?;
             if *method == Method::HEAD {

@@ -30,9 +30,22 @@ pub enum RaftError {
     /// The named peer is not part of the membership.
     #[error("unknown raft peer {0:?}")]
     UnknownPeer(String),
+    /// The cluster removed this node; it must be wiped before it can join again.
+    #[error("this node was removed from its raft cluster; delete its data directory to join again")]
+    Removed,
+    /// Another membership change is still being committed; try again shortly.
+    #[error("raft membership change in progress: {0}")]
+    MembershipBusy(String),
     /// openraft rejected or failed the request.
     #[error("raft: {0}")]
     Consensus(String),
+}
+
+impl RaftError {
+    /// Whether retrying after the in-flight membership change commits can succeed.
+    pub fn is_membership_busy(&self) -> bool {
+        matches!(self, RaftError::MembershipBusy(_))
+    }
 }
 
 impl From<redb::Error> for RaftError {

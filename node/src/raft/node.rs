@@ -24,6 +24,10 @@ use crate::storage::{Physical, StorageError, WriteOp};
 const MAX_BATCHES_PER_ENTRY: usize = 512;
 /// Queued `write` calls before callers wait for room.
 const WRITE_QUEUE: usize = 4096;
+/// How long a write waits for a quorum before giving up: a leader cut off from its
+/// followers must answer with an error, never hang (the write may still commit later
+/// if the partition heals, as with any timed-out request).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `bootstrap` waits for the new single-voter cluster to elect this node.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,6 +61,11 @@ pub enum WalRead {
 /// Every key/value pair of the replicated data, in key order.
 pub type DataPairs = Vec<(String, Vec<u8>)>;
 
+/// The file that marks a node removed from its cluster.
+fn removed_marker(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("removed")
+}
+
 /// How far one follower has replicated, as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowerProgress {
@@ -85,6 +94,8 @@ pub struct RaftStore {
     /// Serializes `start`, `stop` and `bootstrap`.
     lifecycle: Mutex<()>,
     running: RwLock<Option<Arc<Running>>>,
+    /// Set once the cluster removed this node; it then never runs consensus again.
+    removed: std::sync::atomic::AtomicBool,
 }
 
 impl RaftStore {
@@ -105,6 +116,7 @@ impl RaftStore {
         })
         .await
         .map_err(|e| RaftError::Database(format!("open task failed: {e}")))??;
+        let path_for_marker = opts.path.clone();
         Ok(Arc::new(RaftStore {
             id: node_id_for(&opts.node_id),
             opts,
@@ -112,6 +124,7 @@ impl RaftStore {
             committed: Arc::new(AtomicU64::new(committed.map_or(0, |c| c.index + 1))),
             lifecycle: Mutex::new(()),
             running: RwLock::new(None),
+            removed: std::sync::atomic::AtomicBool::new(removed_marker(&path_for_marker).exists()),
         }))
     }
 
@@ -127,6 +140,22 @@ impl RaftStore {
             cluster_addr: self.opts.cluster_addr.clone(),
             api_addr: self.opts.api_addr.clone(),
         }
+    }
+
+    /// Whether the cluster removed this node (`remove-peer`); remembered across restarts.
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Records that the cluster removed this node and leaves consensus for good, so a
+    /// removed node never disrupts the cluster with elections.
+    pub async fn mark_removed(&self) -> Result<(), RaftError> {
+        std::fs::write(
+            removed_marker(&self.opts.path),
+            b"removed from the raft cluster\n",
+        )?;
+        self.removed.store(true, Ordering::Release);
+        self.stop().await
     }
 
     /// Whether this node already has Raft state (a vote, a log or a membership), i.e. whether
@@ -184,6 +213,9 @@ impl RaftStore {
         let _guard = self.lifecycle.lock().await;
         if self.running_handle().is_some() {
             return Ok(());
+        }
+        if self.is_removed() {
+            return Err(RaftError::Removed);
         }
         let client = self.opts.transport.client().ok_or_else(|| {
             RaftError::Consensus("no cluster TLS credentials are installed; cannot reach peers".into())
@@ -248,7 +280,8 @@ impl RaftStore {
         let raft = self.raft()?;
         let metrics = raft.metrics();
         let m = metrics.borrow();
-        (m.current_leader == Some(self.id)).then_some(m.current_term)
+        (m.state == openraft::ServerState::Leader && m.current_leader == Some(self.id))
+            .then_some(m.current_term)
     }
 
     /// On the leader: its last log index and how far each other member has replicated.
@@ -277,8 +310,13 @@ impl RaftStore {
 
     /// Whether consensus runs here and this node leads; cheap enough for every request.
     pub fn is_leader(&self) -> bool {
-        self.raft()
-            .is_some_and(|raft| raft.metrics().borrow().current_leader == Some(self.id))
+        self.raft().is_some_and(|raft| {
+            // A restarted former leader restores its old vote and names itself leader until
+            // it hears the new term; only the Leader state makes it one.
+            let m = raft.metrics();
+            let m = m.borrow();
+            m.state == openraft::ServerState::Leader && m.current_leader == Some(self.id)
+        })
     }
 
     /// A point-in-time view for `operator raft list-peers` and health endpoints.
@@ -287,10 +325,11 @@ impl RaftStore {
         let committed_index = committed.saturating_sub(1);
         if let Some(raft) = self.raft() {
             let m = raft.metrics().borrow().clone();
+            let stale_self = m.current_leader == Some(self.id) && m.state != openraft::ServerState::Leader;
             return Ok(build_status(
                 self,
                 true,
-                m.current_leader,
+                if stale_self { None } else { m.current_leader },
                 m.current_term,
                 committed_index,
                 m.last_applied.map_or(0, |l| l.index),
@@ -474,6 +513,9 @@ fn membership_error(e: OpenRaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>
         OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
             RaftError::NotLeader(f.leader_node.map(|n| n.name))
         }
+        OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(
+            openraft::error::ChangeMembershipError::InProgress(busy),
+        )) => RaftError::MembershipBusy(busy.to_string()),
         other => RaftError::Consensus(other.to_string()),
     }
 }
@@ -536,6 +578,12 @@ impl Physical for RaftStore {
             .send(PendingWrite { ops, done })
             .await
             .map_err(|_| RaftError::NotRunning)?;
-        wait.await.map_err(|_| RaftError::NotRunning)?
+        match tokio::time::timeout(COMMIT_TIMEOUT, wait).await {
+            Ok(reply) => reply.map_err(|_| RaftError::NotRunning)?,
+            Err(_) => Err(StorageError::NotWritable(format!(
+                "the write was not committed within {}s: this node has likely lost its quorum",
+                COMMIT_TIMEOUT.as_secs()
+            ))),
+        }
     }
 }

@@ -262,6 +262,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         let app = raft
             .cluster_router()
             .merge(crate::replication::routes::router(core.clone()))
+            .merge(crate::core::ha::internal_router(core.clone()))
             .merge(api.clone())
             .layer(axum::middleware::from_fn(
                 crate::replication::routes::require_member,
