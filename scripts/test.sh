@@ -6,7 +6,9 @@
 #   PYTEST_ARGS="-k wrap" scripts/test.sh
 #
 # Environment: CARGO_TARGET_DIR (default target/, or ~/.cache/labnode/target when CI=true),
-# LABNODE_VENV (default .venv), PYTEST_ARGS (extra pytest arguments).
+# LABNODE_VENV (default .venv), PYTEST_ARGS (extra pytest arguments),
+# LABNODE_SKIP_LOCALSTACK=1 (do not start LocalStack; its tests print SKIP), and
+# scripts/localstack.sh's LOCALSTACK_* variables (e.g. LOCALSTACK_PORT).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -44,9 +46,34 @@ say "cargo build --workspace"
 cargo build --workspace
 
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+localstack_started=0
+cleanup() {
+  if [ "$localstack_started" = 1 ]; then
+    say "stopping LocalStack"
+    scripts/localstack.sh stop || true
+  fi
+  rm -rf "$logs"
+}
+trap cleanup EXIT
 rust_rc=0
 py_rc=0
+
+# LocalStack (EC2 + KMS on 127.0.0.1) for the awskms and auto_join tests, which then must
+# not skip. One that this checkout's script already runs is reused and left running.
+if [ "${LABNODE_SKIP_LOCALSTACK:-}" = "1" ]; then
+  say "LABNODE_SKIP_LOCALSTACK=1: LocalStack tests print SKIP"
+else
+  if scripts/localstack.sh status >/dev/null 2>&1; then
+    say "LocalStack already running; reusing it"
+  else
+    say "starting LocalStack (scripts/localstack.sh start; the first run installs its venv)"
+    localstack_started=1
+    scripts/localstack.sh start
+  fi
+  eval "$(scripts/localstack.sh env)"
+  export LABNODE_REQUIRE_LOCALSTACK=1
+  say "LocalStack at $LABNODE_LOCALSTACK_ENDPOINT"
+fi
 
 # 3. Rust tests: unit tests and the integration tests that start the real binary.
 if command -v cargo-nextest >/dev/null 2>&1; then

@@ -63,6 +63,9 @@ pub enum RawCommand {
         /// Where the nodes run.
         #[arg(long, value_enum, default_value = "local")]
         provider: ProviderKind,
+        /// LocalStack's URL, for --provider localstack.
+        #[arg(long, env = "LAB_LOCALSTACK_ENDPOINT", default_value = crate::provider::DEFAULT_LOCALSTACK_ENDPOINT)]
+        endpoint: String,
         /// Print the final status as JSON on stdout (progress still goes to stderr).
         #[arg(long)]
         json: bool,
@@ -163,6 +166,8 @@ pub enum Command {
         renderer: Renderer,
         /// Where nodes run.
         provider: ProviderKind,
+        /// LocalStack's URL (localstack provider).
+        endpoint: String,
         /// JSON output.
         json: bool,
     },
@@ -235,6 +240,7 @@ impl RawArgs {
             RawCommand::Up {
                 render,
                 provider,
+                endpoint,
                 json,
             } => {
                 let (topology, renderer) = render.resolve()?;
@@ -242,6 +248,7 @@ impl RawArgs {
                     topology,
                     renderer,
                     provider,
+                    endpoint,
                     json,
                 }
             }
@@ -301,5 +308,24 @@ mod tests {
             .unwrap();
         assert!(relative.home.root().is_absolute());
         assert!(RawArgs::try_parse_from(["lab", "up", "--provider", "cloud"]).is_err());
+        let localstack = RawArgs::try_parse_from([
+            "lab",
+            "up",
+            "--provider",
+            "localstack",
+            "--endpoint",
+            "http://127.0.0.1:4567",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        let Command::Up {
+            provider, endpoint, ..
+        } = localstack.command
+        else {
+            panic!("not up");
+        };
+        assert_eq!(provider, ProviderKind::Localstack);
+        assert_eq!(endpoint, "http://127.0.0.1:4567");
     }
 }

@@ -10,7 +10,7 @@ use crate::provider::{self, LocalProvider, Provider, ProviderKind};
 use crate::render::Renderer;
 use crate::state::{ClusterState, LabHome, Phase, State, StateError, Target};
 use crate::status::{self, LabStatus};
-use crate::topology::Topology;
+use crate::topology::{SealKind, Topology};
 use crate::LabError;
 
 /// How long `fault stop` waits for a node to exit before killing it.
@@ -24,8 +24,9 @@ pub fn run(settings: Settings) -> Result<u8, LabError> {
             topology,
             renderer,
             provider,
+            endpoint,
             json,
-        } => up(home, &topology, &renderer, provider, json),
+        } => up(home, &topology, &renderer, provider, &endpoint, json),
         Command::Status { json } => status(home, json),
         Command::Env { target } => env(home, target.as_deref()),
         Command::Creds { cluster, json } => creds(home, cluster.as_deref(), json),
@@ -51,6 +52,7 @@ fn up(
     topology: &Topology,
     renderer: &Renderer,
     kind: ProviderKind,
+    endpoint: &str,
     json: bool,
 ) -> Result<u8, LabError> {
     if let Some(existing) = home.load()? {
@@ -59,7 +61,7 @@ fn up(
             topology: existing.topology,
         });
     }
-    let provider = provider::for_kind(kind)?;
+    let provider = provider::for_kind(kind, endpoint)?;
     let plan = provider.plan(topology, home)?;
     let mut rendered = Vec::new();
     for cluster in &plan {
@@ -89,18 +91,23 @@ fn up(
                 nodes: c.nodes.into_iter().map(|n| n.state).collect(),
             })
             .collect(),
+        aws: None,
     };
     home.save(&state)?;
-    let result = place_files(provider.as_ref(), &state, &rendered).and_then(|()| {
-        Bringup {
-            home,
-            host: provider.host(),
-            labnode: provider.labnode(),
-            progress: &mut progress,
-        }
-        .run(&mut state)
+    let result = provider
+        .provision(home, &mut state)
         .map_err(LabError::from)
-    });
+        .and_then(|()| place_files(provider.as_ref(), &state, &rendered))
+        .and_then(|()| {
+            Bringup {
+                home,
+                host: provider.host(),
+                labnode: provider.labnode(),
+                progress: &mut progress,
+            }
+            .run(&mut state)
+            .map_err(LabError::from)
+        });
     if let Err(error) = result {
         progress("bring-up failed; stopping what was started (logs are kept)");
         let cleanup = provider
@@ -322,10 +329,10 @@ fn fault(home: &LabHome, action: FaultAction) -> Result<u8, LabError> {
                     progress: &mut progress,
                 }
                 .restart(&mut state, c, n, *unseal)?;
-                let how = if *unseal {
-                    "unsealed and rejoined"
-                } else {
-                    "sealed; unseal it to rejoin"
+                let how = match (*unseal, state.clusters[c].seal) {
+                    (true, _) => "unsealed and rejoined",
+                    (false, SealKind::Awskms) => "it unseals itself through KMS and rejoins",
+                    (false, SealKind::Shamir) => "sealed; unseal it to rejoin",
                 };
                 println!("{name}: started ({how})");
             }

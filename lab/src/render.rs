@@ -119,6 +119,17 @@ pub struct AwsKmsContext {
     pub kms_key_id: String,
     /// KMS endpoint override (LocalStack's URL), if any.
     pub endpoint: Option<String>,
+    /// Static credentials (LocalStack's test/test); `None` uses the AWS default chain.
+    pub credentials: Option<StaticCredentials>,
+}
+
+/// An access key pair written into the seal stanza.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticCredentials {
+    /// `access_key`.
+    pub access_key: String,
+    /// `secret_key`.
+    pub secret_key: String,
 }
 
 /// How a node finds its peers: explicit leader URLs (local) or cloud discovery.
@@ -299,6 +310,10 @@ log_level    = "info"
             region: "us-east-1".into(),
             kms_key_id: "alias/lab".into(),
             endpoint: Some("http://127.0.0.1:4566".into()),
+            credentials: Some(StaticCredentials {
+                access_key: "test".into(),
+                secret_key: "test".into(),
+            }),
         });
         ctx.join = JoinContext {
             leader_api_addrs: vec![],
@@ -309,7 +324,7 @@ log_level    = "info"
             }),
         };
         let text = Renderer::new(None).unwrap().render_node(&ctx).unwrap();
-        assert!(text.contains("seal \"awskms\" {\n  region     = \"us-east-1\"\n  kms_key_id = \"alias/lab\"\n  endpoint   = \"http://127.0.0.1:4566\"\n}"), "{text}");
+        assert!(text.contains("seal \"awskms\" {\n  region     = \"us-east-1\"\n  kms_key_id = \"alias/lab\"\n  endpoint   = \"http://127.0.0.1:4566\"\n  access_key = \"test\"\n  secret_key = \"test\"\n}"), "{text}");
         assert!(
             text.contains(
                 "auto_join        = \"provider=aws region=us-east-1 tag_key=vault tag_value=primary\""

@@ -102,6 +102,48 @@ pub struct State {
     pub labnode: PathBuf,
     /// Clusters in bring-up order.
     pub clusters: Vec<ClusterState>,
+    /// Cloud resources the provider created (localstack), which `down` deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsResources>,
+}
+
+/// What the localstack provider created in EC2 and KMS, recorded as each is created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsResources {
+    /// The endpoint every call went to.
+    pub endpoint: String,
+    /// The region.
+    pub region: String,
+    /// The lab's VPC.
+    pub vpc_id: Option<String>,
+    /// Its subnet, holding the instances' private (loopback) addresses.
+    pub subnet_id: Option<String>,
+    /// One KMS key per cluster (the awskms seal).
+    pub keys: Vec<KmsKey>,
+    /// One instance per node (what auto_join discovers).
+    pub instances: Vec<Ec2Instance>,
+}
+
+/// A cluster's seal key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmsKey {
+    /// The cluster it seals.
+    pub cluster: String,
+    /// The key id.
+    pub key_id: String,
+    /// The alias the node configs name.
+    pub alias: String,
+}
+
+/// A node's EC2 instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ec2Instance {
+    /// `cluster/node`.
+    pub node: String,
+    /// The instance id.
+    pub instance_id: String,
+    /// Its private address, which the node binds.
+    pub private_ip: String,
 }
 
 /// One cluster of the lab.
@@ -440,6 +482,7 @@ mod tests {
                 cluster("primary", &["node-a", "node-b"]),
                 cluster("secondary", &["node-a", "node-c"]),
             ],
+            aws: None,
         }
     }
 

@@ -58,6 +58,25 @@ impl LocalProvider {
         let labnode = found.canonicalize().unwrap_or(found);
         Ok(LocalProvider::new(labnode))
     }
+
+    /// Checks that the labnode binary runs (`labnode version`).
+    pub(super) fn check_labnode(&self) -> Result<(), ProviderError> {
+        let check = self
+            .host
+            .exec(&self.labnode, &["version"])
+            .map_err(|e| e.to_string())
+            .and_then(|out| {
+                if out.success {
+                    Ok(())
+                } else {
+                    Err(out.stderr.trim().to_owned())
+                }
+            });
+        check.map_err(|detail| ProviderError::LabnodeBroken {
+            labnode: self.labnode.clone(),
+            detail,
+        })
+    }
 }
 
 impl Provider for LocalProvider {
@@ -138,23 +157,7 @@ impl Provider for LocalProvider {
     }
 
     fn preflight(&self, plan: &[PlannedCluster]) -> Result<(), ProviderError> {
-        let check = self
-            .host
-            .exec(&self.labnode, &["version"])
-            .map_err(|e| e.to_string())
-            .and_then(|out| {
-                if out.success {
-                    Ok(())
-                } else {
-                    Err(out.stderr.trim().to_owned())
-                }
-            });
-        if let Err(detail) = check {
-            return Err(ProviderError::LabnodeBroken {
-                labnode: self.labnode.clone(),
-                detail,
-            });
-        }
+        self.check_labnode()?;
         let mut busy = Vec::new();
         for cluster in plan {
             for node in &cluster.nodes {

@@ -2,14 +2,16 @@
 //!
 //! A provider turns a [`Topology`] into planned nodes (addresses, paths, the seal and join
 //! facts for the template), checks the resources are free, hands out the [`Host`] that
-//! runs the nodes, and tears everything down. Only `local` exists today; a `localstack`
-//! provider plugs in here by filling [`crate::render::SealContext::awskms`] and
-//! [`crate::render::JoinContext::auto_join`] (KMS key and EC2 tags in LocalStack) and
-//! deleting them in [`Provider::teardown`]; bring-up already handles auto-unseal clusters.
+//! runs the nodes, and tears everything down. `local` runs Shamir clusters on 127.0.0.1;
+//! `localstack` runs the same processes on 127.0.1.x with the awskms seal and EC2
+//! auto_join, creating the KMS keys and instances in LocalStack ([`Provider::provision`])
+//! and deleting them in [`Provider::teardown`].
 
 mod local;
+mod localstack;
 
 pub use local::LocalProvider;
+pub use localstack::{LocalStackProvider, DEFAULT_ENDPOINT as DEFAULT_LOCALSTACK_ENDPOINT};
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,8 @@ use crate::topology::{DrRole, SealKind, Topology};
 pub enum ProviderKind {
     /// Processes on 127.0.0.1, no sudo, no cloud.
     Local,
+    /// Processes on 127.0.1.x, auto-unsealed by LocalStack's KMS, joined by EC2 tags.
+    Localstack,
 }
 
 impl ProviderKind {
@@ -30,6 +34,7 @@ impl ProviderKind {
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::Local => "local",
+            ProviderKind::Localstack => "localstack",
         }
     }
 }
@@ -61,6 +66,16 @@ pub enum ProviderError {
         /// The provider's name.
         provider: &'static str,
         /// What is missing and what to use instead.
+        message: String,
+    },
+    /// A cloud API call (LocalStack's EC2 or KMS) failed.
+    #[error("provider {provider}: {action} failed: {message}")]
+    Cloud {
+        /// The provider's name.
+        provider: &'static str,
+        /// The API action and its subject.
+        action: String,
+        /// The API's or transport's explanation.
         message: String,
     },
     /// `state.json` names a provider this build does not have.
@@ -104,19 +119,29 @@ pub trait Provider {
     fn plan(&self, topology: &Topology, home: &LabHome) -> Result<Vec<PlannedCluster>, ProviderError>;
     /// Checks, before anything starts, that the plan can run (ports free, binary works).
     fn preflight(&self, plan: &[PlannedCluster]) -> Result<(), ProviderError>;
+    /// Creates the cloud resources the plan refers to, recording each in `state` (and
+    /// `state.json`) as it is made, so `teardown` finds them even after a failure.
+    fn provision(&self, _home: &LabHome, _state: &mut State) -> Result<(), ProviderError> {
+        Ok(())
+    }
     /// The host that runs the nodes.
     fn host(&self) -> &dyn Host;
     /// The labnode executable on that host.
     fn labnode(&self) -> &Path;
     /// Stops every process of the lab in `home`, including ones `state` does not know
-    /// about (a crash between start and record); returns one line per process stopped.
+    /// about (a crash between start and record), and deletes the cloud resources `state`
+    /// records; returns one line per thing stopped or deleted.
     fn teardown(&self, home: &LabHome, state: Option<&State>) -> Result<Vec<String>, ProviderError>;
 }
 
-/// Builds the provider `up` asked for.
-pub fn for_kind(kind: ProviderKind) -> Result<Box<dyn Provider>, ProviderError> {
+/// Builds the provider `up` asked for; `endpoint` is LocalStack's URL (localstack only).
+pub fn for_kind(kind: ProviderKind, endpoint: &str) -> Result<Box<dyn Provider>, ProviderError> {
     match kind {
         ProviderKind::Local => Ok(Box::new(LocalProvider::discover()?)),
+        ProviderKind::Localstack => Ok(Box::new(LocalStackProvider::new(
+            LocalProvider::discover()?,
+            endpoint,
+        ))),
     }
 }
 
@@ -124,6 +149,7 @@ pub fn for_kind(kind: ProviderKind) -> Result<Box<dyn Provider>, ProviderError> 
 pub fn for_state(state: &State) -> Result<Box<dyn Provider>, ProviderError> {
     match state.provider.as_str() {
         "local" => Ok(Box::new(LocalProvider::new(state.labnode.clone()))),
+        "localstack" => Ok(Box::new(LocalStackProvider::from_state(state))),
         other => Err(ProviderError::UnknownProvider(other.to_owned())),
     }
 }

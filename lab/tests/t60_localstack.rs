@@ -1,0 +1,194 @@
+//! `lab up --provider localstack`: an auto-unsealed ha3 cluster whose nodes find each
+//! other through LocalStack's EC2, and a `lab down` that leaves nothing behind in it.
+//!
+//! Needs LocalStack at `LABNODE_LOCALSTACK_ENDPOINT` (default http://127.0.0.1:4566; start
+//! it with `scripts/localstack.sh start`). When it is down the test prints SKIP and passes,
+//! unless `LABNODE_REQUIRE_LOCALSTACK` is set (scripts/test.sh sets it).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use labnode::cluster::discover::Ec2Client;
+use serde_json::Value;
+
+/// The LocalStack endpoint, or `None` (after a SKIP notice) when it is down and not required.
+fn localstack(test: &str) -> Option<String> {
+    let endpoint = std::env::var("LABNODE_LOCALSTACK_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:4566".to_owned());
+    let health = reqwest::blocking::Client::new()
+        .get(format!("{endpoint}/_localstack/health"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .and_then(|r| r.error_for_status());
+    match health {
+        Ok(_) => Some(endpoint),
+        Err(e) => {
+            if std::env::var("LABNODE_REQUIRE_LOCALSTACK").is_ok_and(|v| !v.is_empty() && v != "0") {
+                panic!(
+                    "LABNODE_REQUIRE_LOCALSTACK is set but LocalStack at {endpoint} is not reachable: {e}"
+                );
+            }
+            eprintln!(
+                "SKIP {test}: LocalStack not reachable at {endpoint} ({e}); \
+                 run scripts/localstack.sh start (set LABNODE_REQUIRE_LOCALSTACK=1 to fail instead)"
+            );
+            None
+        }
+    }
+}
+
+/// Runs EC2 (labnode's signed client) and KMS checks against LocalStack.
+struct Aws {
+    runtime: tokio::runtime::Runtime,
+    ec2: Ec2Client,
+    kms: aws_sdk_kms::Client,
+}
+
+impl Aws {
+    fn new(endpoint: &str) -> Aws {
+        let credentials = Credentials::new("test", "test", None, None, "t60");
+        let config = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(credentials.clone())
+            .build();
+        Aws {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            ec2: Ec2Client::new(Some(endpoint), "us-east-1", credentials).unwrap(),
+            kms: aws_sdk_kms::Client::from_conf(config),
+        }
+    }
+
+    /// The state name of an instance.
+    fn instance_state(&self, id: &str) -> String {
+        let xml = self
+            .runtime
+            .block_on(
+                self.ec2
+                    .call(&[("Action", "DescribeInstances"), ("InstanceId.1", id)]),
+            )
+            .unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        doc.descendants()
+            .find(|n| n.tag_name().name() == "instanceState")
+            .and_then(|s| s.children().find(|c| c.tag_name().name() == "name"))
+            .and_then(|n| n.text())
+            .unwrap_or_else(|| panic!("no instance state in {xml}"))
+            .to_owned()
+    }
+
+    /// EC2's error code for describing a VPC, `None` when it exists.
+    fn vpc_error(&self, id: &str) -> Option<String> {
+        match self
+            .runtime
+            .block_on(self.ec2.call(&[("Action", "DescribeVpcs"), ("VpcId.1", id)]))
+        {
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    fn key_state(&self, id: &str) -> String {
+        let out = self
+            .runtime
+            .block_on(self.kms.describe_key().key_id(id).send())
+            .unwrap();
+        out.key_metadata()
+            .unwrap()
+            .key_state()
+            .unwrap()
+            .as_str()
+            .to_owned()
+    }
+}
+
+#[test]
+fn ha3_on_localstack_auto_unseals_joins_by_tag_and_cleans_up() {
+    let Some(endpoint) = localstack("ha3_on_localstack_auto_unseals_joins_by_tag_and_cleans_up") else {
+        return;
+    };
+    let aws = Aws::new(&endpoint);
+    let ports = common::PortBlock::new(3);
+    let lab = common::Lab::new();
+    let base = ports.arg();
+    lab.ok(&[
+        "up",
+        "--provider",
+        "localstack",
+        "--endpoint",
+        &endpoint,
+        "--topology",
+        "ha3",
+        "--base-port",
+        &base,
+    ]);
+
+    let status = lab.status();
+    assert_eq!(common::states(&status), ["leader", "follower", "follower"]);
+    let nodes = status["clusters"][0]["nodes"].as_array().unwrap();
+    let addrs: Vec<&str> = nodes.iter().map(|n| n["api_addr"].as_str().unwrap()).collect();
+    let want: Vec<String> = (11..=13).map(|h| format!("http://127.0.1.{h}:{base}")).collect();
+    assert_eq!(addrs, want);
+    assert!(
+        nodes.iter().all(|n| n["voter"] == true && n["sealed"] == false),
+        "{status}"
+    );
+
+    let creds: Value = serde_json::from_str(&lab.ok(&["creds", "--json"])).unwrap();
+    assert_eq!(creds["recovery_keys_b64"].as_array().unwrap().len(), 5, "{creds}");
+    assert_eq!(creds["unseal_keys_b64"], serde_json::json!([]), "{creds}");
+
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.home().join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["provider"], "localstack");
+    let recorded = &state["aws"];
+    let instances: Vec<String> = recorded["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["instance_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(instances.len(), 3, "{recorded}");
+    for id in &instances {
+        assert_eq!(aws.instance_state(id), "running");
+    }
+    let key_id = recorded["keys"][0]["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(aws.key_state(&key_id), "Enabled");
+    let vpc_id = recorded["vpc_id"].as_str().unwrap().to_owned();
+    assert_eq!(aws.vpc_error(&vpc_id), None);
+
+    // A crashed node restarts without keys: KMS unseals it, auto_join brings it back.
+    lab.ok(&["fault", "kill", "node-b"]);
+    lab.ok(&["fault", "start", "node-b"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = lab.status();
+        let node_b = &status["clusters"][0]["nodes"][1];
+        if node_b["state"] == "follower" && node_b["sealed"] == false && node_b["voter"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node-b did not come back: {status}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let down = lab.command(&["down"]).output().unwrap();
+    assert!(down.status.success(), "{down:?}");
+    let progress = String::from_utf8_lossy(&down.stderr);
+    assert!(progress.contains("terminated 3 EC2 instance(s)"), "{progress}");
+    assert!(lab.node_pids().is_empty());
+    for id in &instances {
+        assert_eq!(aws.instance_state(id), "terminated");
+    }
+    let gone = aws.vpc_error(&vpc_id).expect("VPC deleted");
+    assert!(gone.contains("NotFound"), "{gone}");
+    assert_eq!(aws.key_state(&key_id), "PendingDeletion");
+    assert!(!lab.home().join("state.json").exists());
+}

@@ -1,0 +1,777 @@
+//! Real `labnode server` processes with the course's production config: the awskms seal
+//! and `retry_join { auto_join = "provider=aws ..." }`, both served by LocalStack.
+//!
+//! Needs LocalStack at `LABNODE_LOCALSTACK_ENDPOINT` (default http://127.0.0.1:4566; start
+//! it with `scripts/localstack.sh start`). When it is down the tests print SKIP and pass,
+//! unless `LABNODE_REQUIRE_LOCALSTACK` is set (scripts/test.sh sets it).
+//!
+//! Every node listens on 8200/8201 of its own loopback address, as in the course; each test
+//! owns one 127.0.5X.0/24 range and one tag value, so the tests run in parallel with each
+//! other and with a hand-run cluster on 127.0.1.x.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use aws_sdk_kms::config::{BehaviorVersion, Region};
+use base64::Engine;
+use labnode::cluster::discover::Ec2Client;
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+
+/// Variables that would override the key id or endpoint the configs set.
+const OVERRIDES: [&str; 4] = [
+    "AWSKMS_WRAPPER_KEY_ID",
+    "VAULT_AWSKMS_SEAL_KEY_ID",
+    "AWS_KMS_ENDPOINT",
+    "AWS_PROFILE",
+];
+
+/// The LocalStack endpoint, or `None` (after a SKIP notice) when it is down and not required.
+async fn localstack(test: &str) -> Option<String> {
+    let endpoint = std::env::var("LABNODE_LOCALSTACK_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:4566".to_owned());
+    let health = reqwest::Client::new()
+        .get(format!("{endpoint}/_localstack/health"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    match health {
+        Ok(response) if response.status().is_success() => Some(endpoint),
+        outcome => {
+            let reason = match outcome {
+                Ok(response) => format!("HTTP {}", response.status()),
+                Err(e) => e.to_string(),
+            };
+            if std::env::var("LABNODE_REQUIRE_LOCALSTACK").is_ok_and(|v| !v.is_empty() && v != "0") {
+                panic!("LABNODE_REQUIRE_LOCALSTACK is set but LocalStack at {endpoint} is not reachable: {reason}");
+            }
+            eprintln!(
+                "SKIP {test}: LocalStack not reachable at {endpoint} ({reason}); \
+                 run scripts/localstack.sh start (set LABNODE_REQUIRE_LOCALSTACK=1 to fail instead)"
+            );
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn test_credentials() -> Credentials {
+    Credentials::new("test", "test", None, None, "t51")
+}
+
+fn kms_admin(endpoint: &str) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(test_credentials())
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+async fn create_key(admin: &aws_sdk_kms::Client) -> String {
+    let out = admin
+        .create_key()
+        .description("labnode t51")
+        .send()
+        .await
+        .expect("CreateKey");
+    out.key_metadata().expect("KeyMetadata").key_id().to_owned()
+}
+
+/// The text of the first element named `name` in an EC2 XML response.
+fn xml_text(xml: &str, name: &str) -> String {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    doc.descendants()
+        .find(|n| n.tag_name().name() == name)
+        .and_then(|n| n.text())
+        .unwrap_or_else(|| panic!("no <{name}> in {xml}"))
+        .to_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// EC2: a VPC, a subnet and tagged instances, removed on drop (also when a test fails).
+
+struct Ec2Lab {
+    ec2: Ec2Client,
+    vpc_id: String,
+    subnet_id: String,
+    instances: Vec<String>,
+}
+
+impl Ec2Lab {
+    /// VPC 127.0.0.0/16 with the subnet `cidr` (each test its own /24).
+    async fn new(endpoint: &str, cidr: &str) -> Ec2Lab {
+        let ec2 = Ec2Client::new(Some(endpoint), REGION, test_credentials()).unwrap();
+        let vpc = ec2
+            .call(&[("Action", "CreateVpc"), ("CidrBlock", "127.0.0.0/16")])
+            .await
+            .expect("CreateVpc");
+        let mut lab = Ec2Lab {
+            ec2,
+            vpc_id: xml_text(&vpc, "vpcId"),
+            subnet_id: String::new(),
+            instances: Vec::new(),
+        };
+        let subnet = lab
+            .ec2
+            .call(&[
+                ("Action", "CreateSubnet"),
+                ("VpcId", &lab.vpc_id),
+                ("CidrBlock", cidr),
+            ])
+            .await
+            .expect("CreateSubnet");
+        lab.subnet_id = xml_text(&subnet, "subnetId");
+        lab
+    }
+
+    /// An instance at `ip` tagged vault=`tag`; returns its id.
+    async fn run_instance(&mut self, ip: &str, tag: &str) -> String {
+        let xml = self
+            .ec2
+            .call(&[
+                ("Action", "RunInstances"),
+                ("ImageId", "ami-12345678"),
+                ("InstanceType", "t3.micro"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("SubnetId", &self.subnet_id),
+                ("PrivateIpAddress", ip),
+                ("TagSpecification.1.ResourceType", "instance"),
+                ("TagSpecification.1.Tag.1.Key", "vault"),
+                ("TagSpecification.1.Tag.1.Value", tag),
+            ])
+            .await
+            .expect("RunInstances");
+        let id = xml_text(&xml, "instanceId");
+        self.instances.push(id.clone());
+        id
+    }
+
+    async fn instance_action(&self, action: &str, id: &str) {
+        self.ec2
+            .call(&[("Action", action), ("InstanceId.1", id)])
+            .await
+            .unwrap_or_else(|e| panic!("{action} {id}: {e}"));
+    }
+}
+
+impl Drop for Ec2Lab {
+    fn drop(&mut self) {
+        let ec2 = self.ec2.clone();
+        let (vpc, subnet) = (self.vpc_id.clone(), self.subnet_id.clone());
+        let instances = std::mem::take(&mut self.instances);
+        // Drop cannot await inside the test's runtime; clean up on a thread with its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if !instances.is_empty() {
+                    let mut params = vec![("Action".to_owned(), "TerminateInstances".to_owned())];
+                    for (i, id) in instances.iter().enumerate() {
+                        params.push((format!("InstanceId.{}", i + 1), id.clone()));
+                    }
+                    let params: Vec<(&str, &str)> =
+                        params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    if let Err(e) = ec2.call(&params).await {
+                        eprintln!("cleanup: TerminateInstances failed: {e}");
+                    }
+                }
+                for (action, key, id) in [
+                    ("DeleteSubnet", "SubnetId", &subnet),
+                    ("DeleteVpc", "VpcId", &vpc),
+                ] {
+                    if let Err(e) = ec2.call(&[("Action", action), (key, id)]).await {
+                        eprintln!("cleanup: {action} {id} failed: {e}");
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Nodes: the course's config on <ip>:8200/8201, run as real processes, killed on drop.
+
+struct Node {
+    ip: String,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+/// The course's first config block, with LocalStack's endpoint added to both AWS users.
+fn course_config(data: &str, ip: &str, tag: &str, key_id: &str, endpoint: &str) -> String {
+    let last = ip.rsplit('.').next().unwrap();
+    format!(
+        r#"storage "raft" {{
+  path      = "{data}"
+  node_id   = "node-{last}"
+  retry_join {{
+    auto_join = "provider=aws region={REGION} tag_key=vault tag_value={tag} endpoint={endpoint}"
+    auto_join_scheme = "http"
+  }}
+}}
+listener "tcp" {{
+  address = "{ip}:8200"
+  cluster_address = "{ip}:8201"
+  tls_disable = 1
+}}
+seal "awskms" {{
+  region = "{REGION}"
+  kms_key_id = "{key_id}",
+  endpoint = "{endpoint}"
+}}
+api_addr = "http://{ip}:8200"
+cluster_addr = "https://{ip}:8201"
+cluster_name = "vault-prod-us-east-1"
+ui = true
+log_level = "INFO"
+"#
+    )
+}
+
+impl Node {
+    /// Writes the config; does not start the process.
+    fn new(ip: &str, tag: &str, key_id: &str, endpoint: &str) -> Node {
+        let dir = tempfile::Builder::new().prefix("labnode-t51-").tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let config = course_config(&data.display().to_string(), ip, tag, key_id, endpoint);
+        std::fs::write(dir.path().join("node.hcl"), config).unwrap();
+        Node {
+            ip: ip.to_owned(),
+            dir,
+            child: None,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("http://{}:8200", self.ip)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `labnode server -config=...` with LocalStack's test credentials in the environment.
+    fn command(&self) -> Command {
+        let mut command = Command::new(common::bin());
+        command
+            .arg("server")
+            .arg(format!("-config={}", self.dir.path().join("node.hcl").display()))
+            .env("HOME", self.dir.path())
+            .env("NO_COLOR", "1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", REGION)
+            .stdin(Stdio::null());
+        for var in OVERRIDES {
+            command.env_remove(var);
+        }
+        command
+    }
+
+    /// Starts the process and waits until its API answers.
+    async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = self
+            .command()
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn labnode server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("{} exited ({status}); log:\n{}", self.ip, self.log());
+            }
+            if self.get("sys/health").await.is_some() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} API not up within 30 s; log:\n{}",
+                self.ip,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL, as a crash.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// One request to `/v1/<path>`; `None` when nothing answered.
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Option<(u16, Value)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}/v1/{path}", self.addr()));
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.ok()?;
+        let status = response.status().as_u16();
+        let text = response.text().await.ok()?;
+        Some((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, Value)> {
+        self.request("GET", path, None, None).await
+    }
+
+    async fn seal_status(&self) -> Value {
+        self.get("sys/seal-status").await.expect("seal-status").1
+    }
+
+    /// Polls `check` on this node until it holds, panicking with the last value and the log.
+    async fn wait_for(&self, what: &str, timeout: Duration, check: impl AsyncCheck) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (done, seen) = check.check(self).await;
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: not {what} within {timeout:?} (last: {seen}); log:\n{}",
+                self.ip,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A condition on a node, polled by [`Node::wait_for`]: (holds, what was seen).
+trait AsyncCheck {
+    async fn check(&self, node: &Node) -> (bool, String);
+}
+
+/// `sys/health` answers with this status (200 active, 429 standby, 503 sealed, 501 uninitialized).
+struct Health(u16);
+
+impl AsyncCheck for Health {
+    async fn check(&self, node: &Node) -> (bool, String) {
+        match node.get("sys/health").await {
+            Some((status, body)) => (status == self.0, format!("{status} {body}")),
+            None => (false, "no answer".to_owned()),
+        }
+    }
+}
+
+/// The raft configuration, read through this node, lists exactly these voters.
+struct Voters<'a> {
+    token: &'a str,
+    want: &'a [&'a str],
+}
+
+impl AsyncCheck for Voters<'_> {
+    async fn check(&self, node: &Node) -> (bool, String) {
+        let Some((200, body)) = node
+            .request("GET", "sys/storage/raft/configuration", Some(self.token), None)
+            .await
+        else {
+            return (false, "no 200 answer".to_owned());
+        };
+        let servers = body["data"]["config"]["servers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut voters: Vec<String> = servers
+            .iter()
+            .filter(|s| s["voter"] == json!(true))
+            .map(|s| s["node_id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        voters.sort();
+        (voters == self.want, format!("{servers:?}"))
+    }
+}
+
+/// `labnode operator init -format=json` against `node`, as the course does it.
+fn operator_init(node: &Node) -> Value {
+    let out = common::cli_at(
+        &node.addr(),
+        node.dir.path(),
+        None,
+        &["operator", "init", "-format=json"],
+    );
+    serde_json::from_str(&common::ok(&out)).expect("init output is JSON")
+}
+
+fn recovery_keys(init: &Value) -> Vec<String> {
+    init["recovery_keys_b64"]
+        .as_array()
+        .expect("recovery_keys_b64")
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// (a) The course config, three nodes: init gives recovery keys, every node auto-unseals
+/// and joins through EC2 discovery, and a crashed node comes back unsealed.
+#[tokio::test]
+async fn course_config_forms_an_auto_unsealed_cluster() {
+    let Some(endpoint) = localstack("course_config_forms_an_auto_unsealed_cluster").await else {
+        return;
+    };
+    let key_id = create_key(&kms_admin(&endpoint)).await;
+    let tag = unique("t51-a");
+    let mut ec2 = Ec2Lab::new(&endpoint, "127.0.51.0/24").await;
+    let ips = ["127.0.51.11", "127.0.51.12", "127.0.51.13"];
+    for ip in ips {
+        ec2.run_instance(ip, &tag).await;
+    }
+    let mut nodes: Vec<Node> = ips
+        .iter()
+        .map(|ip| Node::new(ip, &tag, &key_id, &endpoint))
+        .collect();
+    for node in &mut nodes {
+        node.start().await;
+    }
+    let init = operator_init(&nodes[0]);
+    assert_eq!(recovery_keys(&init).len(), 5, "{init}");
+    assert_eq!(init["recovery_keys_threshold"], json!(3), "{init}");
+    assert_eq!(init["unseal_keys_b64"], json!([]), "{init}");
+    let root = init["root_token"].as_str().unwrap().to_owned();
+
+    nodes[0]
+        .wait_for("active", Duration::from_secs(30), Health(200))
+        .await;
+    let all = ["node-11", "node-12", "node-13"];
+    let voters = Voters {
+        token: &root,
+        want: &all,
+    };
+    nodes[0]
+        .wait_for("three voters", Duration::from_secs(60), voters)
+        .await;
+    for node in &nodes[1..] {
+        node.wait_for("an unsealed standby", Duration::from_secs(30), Health(429))
+            .await;
+    }
+    for node in &nodes {
+        let status = node.seal_status().await;
+        assert_eq!(status["type"], json!("awskms"), "{status}");
+        assert_eq!(status["recovery_seal"], json!(true), "{status}");
+        assert_eq!(status["sealed"], json!(false), "{status}");
+        assert_eq!(status["initialized"], json!(true), "{status}");
+    }
+
+    // A crash: the node comes back and unseals itself through KMS, no keys given.
+    nodes[1].kill();
+    nodes[1].start().await;
+    nodes[1]
+        .wait_for(
+            "auto-unsealed after restart",
+            Duration::from_secs(30),
+            Health(429),
+        )
+        .await;
+    let voters = Voters {
+        token: &root,
+        want: &all,
+    };
+    nodes[1]
+        .wait_for("three voters", Duration::from_secs(30), voters)
+        .await;
+}
+
+/// (b) Discovery only offers running instances: while the leader's instance is stopped in
+/// EC2, the other nodes find no one to join; once it runs again they join.
+#[tokio::test]
+async fn stopped_instance_is_not_a_join_candidate() {
+    let Some(endpoint) = localstack("stopped_instance_is_not_a_join_candidate").await else {
+        return;
+    };
+    let key_id = create_key(&kms_admin(&endpoint)).await;
+    let tag = unique("t51-b");
+    let mut ec2 = Ec2Lab::new(&endpoint, "127.0.52.0/24").await;
+    let ips = ["127.0.52.11", "127.0.52.12", "127.0.52.13"];
+    let mut instances = Vec::new();
+    for ip in ips {
+        instances.push(ec2.run_instance(ip, &tag).await);
+    }
+    ec2.instance_action("StopInstances", &instances[0]).await;
+
+    let mut nodes: Vec<Node> = ips
+        .iter()
+        .map(|ip| Node::new(ip, &tag, &key_id, &endpoint))
+        .collect();
+    nodes[0].start().await;
+    let root = operator_init(&nodes[0])["root_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    nodes[0]
+        .wait_for("active", Duration::from_secs(30), Health(200))
+        .await;
+    for node in &mut nodes[1..] {
+        node.start().await;
+    }
+    // Several discovery rounds (one every 2 s): the followers stay uninitialized.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    for node in &nodes[1..] {
+        let status = node.seal_status().await;
+        assert_eq!(status["initialized"], json!(false), "{}: {status}", node.ip);
+    }
+    let alone = ["node-11"];
+    let voters = Voters {
+        token: &root,
+        want: &alone,
+    };
+    nodes[0]
+        .wait_for("the only voter", Duration::from_secs(1), voters)
+        .await;
+
+    ec2.instance_action("StartInstances", &instances[0]).await;
+    let all = ["node-11", "node-12", "node-13"];
+    let voters = Voters {
+        token: &root,
+        want: &all,
+    };
+    nodes[0]
+        .wait_for("three voters", Duration::from_secs(60), voters)
+        .await;
+    for node in &nodes[1..] {
+        node.wait_for("an unsealed standby", Duration::from_secs(30), Health(429))
+            .await;
+    }
+}
+
+/// (c) A seal that cannot work stops the server at once with a message naming the key or
+/// the endpoint, instead of a node that serves sealed forever.
+#[tokio::test]
+async fn unusable_kms_stops_the_server() {
+    let Some(endpoint) = localstack("unusable_kms_stops_the_server").await else {
+        return;
+    };
+    let admin = kms_admin(&endpoint);
+    let disabled = create_key(&admin).await;
+    admin
+        .disable_key()
+        .key_id(&disabled)
+        .send()
+        .await
+        .expect("DisableKey");
+    let missing = uuid::Uuid::new_v4().to_string();
+    let dead_endpoint = format!("http://127.0.0.1:{}", common::free_port());
+    let tag = unique("t51-c");
+    let cases = [
+        (
+            "127.0.53.11",
+            missing.clone(),
+            endpoint.clone(),
+            vec![missing.as_str(), "not found"],
+        ),
+        (
+            "127.0.53.12",
+            disabled.clone(),
+            endpoint.clone(),
+            vec![disabled.as_str(), "Disabled"],
+        ),
+        (
+            "127.0.53.13",
+            disabled.clone(),
+            dead_endpoint.clone(),
+            vec![dead_endpoint.as_str(), "unreachable"],
+        ),
+    ];
+    for (ip, key_id, kms_endpoint, expected) in cases {
+        let node = Node::new(ip, &tag, &key_id, &kms_endpoint);
+        let started = Instant::now();
+        let mut child = node
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{ip}: labnode still running after 20 s with key {key_id} at {kms_endpoint}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "{ip}: {stderr}");
+        for word in expected {
+            assert!(stderr.contains(word), "{ip}: expected {word:?} in:\n{stderr}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{ip}: took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// (d) Recovery keys generate a root token (3 of 5) but are no unseal keys: with the KMS
+/// key disabled, a sealed node stays sealed whatever recovery keys it is given.
+#[tokio::test]
+async fn recovery_keys_generate_root_but_do_not_unseal() {
+    let Some(endpoint) = localstack("recovery_keys_generate_root_but_do_not_unseal").await else {
+        return;
+    };
+    let admin = kms_admin(&endpoint);
+    let key_id = create_key(&admin).await;
+    let mut node = Node::new("127.0.54.11", &unique("t51-d"), &key_id, &endpoint);
+    node.start().await;
+    let init = operator_init(&node);
+    let keys = recovery_keys(&init);
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    node.wait_for("active", Duration::from_secs(30), Health(200))
+        .await;
+
+    let (status, attempt) = node
+        .request("PUT", "sys/generate-root/attempt", None, Some(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{attempt}");
+    assert_eq!(attempt["required"], json!(3), "{attempt}");
+    let nonce = attempt["nonce"].as_str().unwrap().to_owned();
+    let otp = attempt["otp"].as_str().unwrap().to_owned();
+    let mut last = Value::Null;
+    for key in &keys[..3] {
+        let (status, body) = node
+            .request(
+                "PUT",
+                "sys/generate-root/update",
+                None,
+                Some(json!({"key": key, "nonce": nonce})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        last = body;
+    }
+    assert_eq!(last["complete"], json!(true), "{last}");
+    let encoded = last["encoded_token"].as_str().unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .unwrap();
+    let token: String = bytes
+        .iter()
+        .zip(otp.as_bytes())
+        .map(|(a, b)| char::from(a ^ b))
+        .collect();
+    let (status, body) = node
+        .request("GET", "auth/token/lookup-self", Some(&token), None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["policies"], json!(["root"]), "{body}");
+
+    // Without KMS the recovery keys cannot open the barrier.
+    admin
+        .disable_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("DisableKey");
+    let (status, body) = node.request("PUT", "sys/seal", Some(&root), None).await.unwrap();
+    assert!(status == 204 || status == 200, "seal: {status} {body}");
+    for key in &keys[..3] {
+        let (_, body) = node
+            .request("PUT", "sys/unseal", None, Some(json!({ "key": key })))
+            .await
+            .unwrap();
+        assert_ne!(body["sealed"], json!(false), "a recovery key unsealed: {body}");
+    }
+    assert_eq!(node.seal_status().await["sealed"], json!(true));
+
+    // With the key enabled again, KMS (not the recovery keys) unseals it.
+    admin
+        .enable_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("EnableKey");
+    let (status, body) = node
+        .request("PUT", "sys/unseal", None, Some(json!({ "key": keys[0] })))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    node.wait_for("active again", Duration::from_secs(30), Health(200))
+        .await;
+}
+
+/// (e) Shamir parameters on an awskms node are refused with Vault's message.
+#[tokio::test]
+async fn init_with_secret_shares_is_refused() {
+    let Some(endpoint) = localstack("init_with_secret_shares_is_refused").await else {
+        return;
+    };
+    let key_id = create_key(&kms_admin(&endpoint)).await;
+    let mut node = Node::new("127.0.55.11", &unique("t51-e"), &key_id, &endpoint);
+    node.start().await;
+    let (status, body) = node
+        .request(
+            "PUT",
+            "sys/init",
+            None,
+            Some(json!({"secret_shares": 5, "secret_threshold": 3})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"],
+        json!(["parameters secret_shares,secret_threshold not applicable to seal type awskms"])
+    );
+    assert_eq!(node.seal_status().await["initialized"], json!(false));
+}
