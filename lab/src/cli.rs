@@ -42,7 +42,7 @@ pub struct RawArgs {
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// single, ha3, ha5, dr, or a topology TOML file.
-    #[arg(long, default_value = "single")]
+    #[arg(long, default_value = "ha3")]
     pub topology: String,
     /// API port of the first node; node i gets base + 10*i, its cluster port is API + 1.
     #[arg(long)]
