@@ -7,90 +7,15 @@
 //! nothing connects to.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use aws_credential_types::Credentials;
-use aws_sdk_kms::config::{BehaviorVersion, Region};
-use labnode::cluster::discover::Ec2Client;
 use labnode::cluster::{discover_aws, DiscoverError};
 use labnode::config::AwsKmsConfig;
 use labnode::seal::{AwsKms, KmsError};
 
-const REGION: &str = "us-east-1";
+mod common;
 
-/// The LocalStack endpoint, or `None` (after a SKIP notice) when it is down and not required.
-async fn localstack(test: &str) -> Option<String> {
-    for var in [
-        "AWSKMS_WRAPPER_KEY_ID",
-        "VAULT_AWSKMS_SEAL_KEY_ID",
-        "AWS_KMS_ENDPOINT",
-    ] {
-        assert!(
-            std::env::var_os(var).is_none(),
-            "unset {var}: it overrides the key id / endpoint these tests configure"
-        );
-    }
-    let endpoint = std::env::var("LABNODE_LOCALSTACK_ENDPOINT")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "http://127.0.0.1:4566".to_owned());
-    let health = reqwest::Client::new()
-        .get(format!("{endpoint}/_localstack/health"))
-        .timeout(Duration::from_secs(3))
-        .send()
-        .await;
-    match health {
-        Ok(response) if response.status().is_success() => Some(endpoint),
-        outcome => {
-            let reason = match outcome {
-                Ok(response) => format!("HTTP {}", response.status()),
-                Err(e) => e.to_string(),
-            };
-            if std::env::var("LABNODE_REQUIRE_LOCALSTACK").is_ok_and(|v| !v.is_empty() && v != "0") {
-                panic!("LABNODE_REQUIRE_LOCALSTACK is set but LocalStack at {endpoint} is not reachable: {reason}");
-            }
-            eprintln!(
-                "SKIP {test}: LocalStack not reachable at {endpoint} ({reason}); \
-                 run scripts/localstack.sh start (set LABNODE_REQUIRE_LOCALSTACK=1 to fail instead)"
-            );
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-fn test_credentials() -> Credentials {
-    Credentials::new("test", "test", None, None, "t50")
-}
-
-// ---------------------------------------------------------------------------------------
-// KMS
-
-/// A plain SDK client for the setup the seal itself never does (CreateKey, DisableKey).
-fn kms_admin(endpoint: &str) -> aws_sdk_kms::Client {
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(test_credentials())
-        .build();
-    aws_sdk_kms::Client::from_conf(config)
-}
-
-/// Creates a fresh symmetric key and returns its id.
-async fn create_key(admin: &aws_sdk_kms::Client) -> String {
-    let out = admin
-        .create_key()
-        .description("labnode t50")
-        .send()
-        .await
-        .expect("CreateKey");
-    out.key_metadata().expect("KeyMetadata").key_id().to_owned()
-}
+use common::localstack::{create_key, kms_admin, localstack, unique, Ec2Lab, REGION};
 
 fn seal_config(endpoint: &str, key_id: &str) -> AwsKmsConfig {
     AwsKmsConfig {
@@ -230,80 +155,6 @@ async fn kms_unreachable_endpoint_fails_fast() {
 // ---------------------------------------------------------------------------------------
 // EC2 auto_join
 
-/// The text of the first element named `name` in an EC2 XML response.
-fn xml_text(xml: &str, name: &str) -> String {
-    let doc = roxmltree::Document::parse(xml).unwrap();
-    doc.descendants()
-        .find(|n| n.tag_name().name() == name)
-        .and_then(|n| n.text())
-        .unwrap_or_else(|| panic!("no <{name}> in {xml}"))
-        .to_owned()
-}
-
-/// Terminates the instances and removes the subnet and VPC even when an assertion fails.
-struct Ec2Lab {
-    endpoint: String,
-    vpc_id: String,
-    subnet_id: String,
-    instances: Vec<String>,
-}
-
-impl Drop for Ec2Lab {
-    fn drop(&mut self) {
-        let endpoint = self.endpoint.clone();
-        let vpc = self.vpc_id.clone();
-        let subnet = self.subnet_id.clone();
-        let instances = std::mem::take(&mut self.instances);
-        // Drop cannot await inside the test's runtime; clean up on a thread with its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let ec2 = Ec2Client::new(Some(&endpoint), REGION, test_credentials()).unwrap();
-                let mut params = vec![("Action".to_owned(), "TerminateInstances".to_owned())];
-                for (i, id) in instances.iter().enumerate() {
-                    params.push((format!("InstanceId.{}", i + 1), id.clone()));
-                }
-                let params: Vec<(&str, &str)> =
-                    params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                if let Err(e) = ec2.call(&params).await {
-                    eprintln!("cleanup: TerminateInstances failed: {e}");
-                }
-                for (action, key, id) in [
-                    ("DeleteSubnet", "SubnetId", &subnet),
-                    ("DeleteVpc", "VpcId", &vpc),
-                ] {
-                    if let Err(e) = ec2.call(&[("Action", action), (key, id)]).await {
-                        eprintln!("cleanup: {action} {id} failed: {e}");
-                    }
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
-
-async fn run_instance(ec2: &Ec2Client, subnet_id: &str, ip: &str, tag_value: &str) -> String {
-    let xml = ec2
-        .call(&[
-            ("Action", "RunInstances"),
-            ("ImageId", "ami-12345678"),
-            ("InstanceType", "t3.micro"),
-            ("MinCount", "1"),
-            ("MaxCount", "1"),
-            ("SubnetId", subnet_id),
-            ("PrivateIpAddress", ip),
-            ("TagSpecification.1.ResourceType", "instance"),
-            ("TagSpecification.1.Tag.1.Key", "vault"),
-            ("TagSpecification.1.Tag.1.Value", tag_value),
-        ])
-        .await
-        .expect("RunInstances");
-    xml_text(&xml, "instanceId")
-}
-
 /// Polls discovery until it returns `want` (instances may pass through `pending`).
 async fn discover_until(auto_join: &str, want: &[&str]) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -322,36 +173,13 @@ async fn ec2_auto_join_discovers_running_tagged_instances() {
     let Some(endpoint) = localstack("ec2_auto_join_discovers_running_tagged_instances").await else {
         return;
     };
-    let ec2 = Ec2Client::new(Some(&endpoint), REGION, test_credentials()).unwrap();
-    let vpc_xml = ec2
-        .call(&[("Action", "CreateVpc"), ("CidrBlock", "127.0.0.0/16")])
-        .await
-        .expect("CreateVpc");
-    let vpc_id = xml_text(&vpc_xml, "vpcId");
-    let mut lab = Ec2Lab {
-        endpoint: endpoint.clone(),
-        vpc_id: vpc_id.clone(),
-        subnet_id: String::new(),
-        instances: Vec::new(),
-    };
-    let subnet_xml = ec2
-        .call(&[
-            ("Action", "CreateSubnet"),
-            ("VpcId", &vpc_id),
-            ("CidrBlock", "127.0.1.0/24"),
-        ])
-        .await
-        .expect("CreateSubnet");
-    lab.subnet_id = xml_text(&subnet_xml, "subnetId");
-
+    let mut lab = Ec2Lab::new(&endpoint, "127.0.1.0/24").await;
     let tag = unique("labnode-t50");
     for ip in ["127.0.1.11", "127.0.1.12", "127.0.1.13"] {
-        let id = run_instance(&ec2, &lab.subnet_id, ip, &tag).await;
-        lab.instances.push(id);
+        lab.run_instance(ip, &tag).await;
     }
     // Same tag key, other value: must not be a candidate.
-    let decoy = run_instance(&ec2, &lab.subnet_id, "127.0.1.14", &format!("{tag}-other")).await;
-    lab.instances.push(decoy);
+    lab.run_instance("127.0.1.14", &format!("{tag}-other")).await;
 
     let auto_join = format!(
         "provider=aws region={REGION} tag_key=vault tag_value={tag} endpoint={endpoint} \
@@ -364,9 +192,7 @@ async fn ec2_auto_join_discovers_running_tagged_instances() {
     ];
     assert_eq!(discover_until(&auto_join, &all).await, all);
 
-    ec2.call(&[("Action", "StopInstances"), ("InstanceId.1", &lab.instances[1])])
-        .await
-        .expect("StopInstances");
+    lab.instance_action("StopInstances", &lab.instances[1]).await;
     let remaining = ["http://127.0.1.11:8200", "http://127.0.1.13:8200"];
     assert_eq!(discover_until(&auto_join, &remaining).await, remaining);
 

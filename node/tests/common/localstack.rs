@@ -1,0 +1,201 @@
+//! LocalStack for the integration tests: the reachability check (SKIP, or fail when
+//! `LABNODE_REQUIRE_LOCALSTACK` is set), KMS keys, and EC2 records on loopback addresses.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use aws_sdk_kms::config::{BehaviorVersion, Region};
+use labnode::cluster::discover::Ec2Client;
+
+pub const REGION: &str = "us-east-1";
+
+/// Variables that would override the key id or endpoint the configs set.
+pub const OVERRIDES: [&str; 4] = [
+    "AWSKMS_WRAPPER_KEY_ID",
+    "VAULT_AWSKMS_SEAL_KEY_ID",
+    "AWS_KMS_ENDPOINT",
+    "AWS_PROFILE",
+];
+
+/// The LocalStack endpoint, or `None` (after a SKIP notice) when it is down and not required.
+pub async fn localstack(test: &str) -> Option<String> {
+    for var in OVERRIDES {
+        assert!(
+            std::env::var_os(var).is_none(),
+            "unset {var}: it overrides the key id / endpoint these tests configure"
+        );
+    }
+    let endpoint = std::env::var("LABNODE_LOCALSTACK_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:4566".to_owned());
+    let health = reqwest::Client::new()
+        .get(format!("{endpoint}/_localstack/health"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    match health {
+        Ok(response) if response.status().is_success() => Some(endpoint),
+        outcome => {
+            let reason = match outcome {
+                Ok(response) => format!("HTTP {}", response.status()),
+                Err(e) => e.to_string(),
+            };
+            if std::env::var("LABNODE_REQUIRE_LOCALSTACK").is_ok_and(|v| !v.is_empty() && v != "0") {
+                panic!("LABNODE_REQUIRE_LOCALSTACK is set but LocalStack at {endpoint} is not reachable: {reason}");
+            }
+            eprintln!(
+                "SKIP {test}: LocalStack not reachable at {endpoint} ({reason}); \
+                 run scripts/localstack.sh start (set LABNODE_REQUIRE_LOCALSTACK=1 to fail instead)"
+            );
+            None
+        }
+    }
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// LocalStack accepts any credentials.
+pub fn test_credentials() -> Credentials {
+    Credentials::new("test", "test", None, None, "labnode-tests")
+}
+
+/// A plain SDK client for the setup the seal itself never does (CreateKey, DisableKey).
+pub fn kms_admin(endpoint: &str) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(test_credentials())
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+/// Creates a fresh symmetric key and returns its id.
+pub async fn create_key(admin: &aws_sdk_kms::Client) -> String {
+    let out = admin
+        .create_key()
+        .description("labnode tests")
+        .send()
+        .await
+        .expect("CreateKey");
+    out.key_metadata().expect("KeyMetadata").key_id().to_owned()
+}
+
+/// The text of the first element named `name` in an EC2 XML response.
+pub fn xml_text(xml: &str, name: &str) -> String {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    doc.descendants()
+        .find(|n| n.tag_name().name() == name)
+        .and_then(|n| n.text())
+        .unwrap_or_else(|| panic!("no <{name}> in {xml}"))
+        .to_owned()
+}
+
+/// A VPC, a subnet and tagged instances in LocalStack, removed on drop (also when a test fails).
+pub struct Ec2Lab {
+    pub ec2: Ec2Client,
+    pub vpc_id: String,
+    pub subnet_id: String,
+    pub instances: Vec<String>,
+}
+
+impl Ec2Lab {
+    /// VPC 127.0.0.0/16 with the subnet `cidr` (each test its own /24).
+    pub async fn new(endpoint: &str, cidr: &str) -> Ec2Lab {
+        let ec2 = Ec2Client::new(Some(endpoint), REGION, test_credentials()).unwrap();
+        let vpc = ec2
+            .call(&[("Action", "CreateVpc"), ("CidrBlock", "127.0.0.0/16")])
+            .await
+            .expect("CreateVpc");
+        let mut lab = Ec2Lab {
+            ec2,
+            vpc_id: xml_text(&vpc, "vpcId"),
+            subnet_id: String::new(),
+            instances: Vec::new(),
+        };
+        let subnet = lab
+            .ec2
+            .call(&[
+                ("Action", "CreateSubnet"),
+                ("VpcId", &lab.vpc_id),
+                ("CidrBlock", cidr),
+            ])
+            .await
+            .expect("CreateSubnet");
+        lab.subnet_id = xml_text(&subnet, "subnetId");
+        lab
+    }
+
+    /// An instance at `ip` tagged vault=`tag`; returns its id.
+    pub async fn run_instance(&mut self, ip: &str, tag: &str) -> String {
+        let xml = self
+            .ec2
+            .call(&[
+                ("Action", "RunInstances"),
+                ("ImageId", "ami-12345678"),
+                ("InstanceType", "t3.micro"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("SubnetId", &self.subnet_id),
+                ("PrivateIpAddress", ip),
+                ("TagSpecification.1.ResourceType", "instance"),
+                ("TagSpecification.1.Tag.1.Key", "vault"),
+                ("TagSpecification.1.Tag.1.Value", tag),
+            ])
+            .await
+            .expect("RunInstances");
+        let id = xml_text(&xml, "instanceId");
+        self.instances.push(id.clone());
+        id
+    }
+
+    /// StopInstances, StartInstances, ... on one instance.
+    pub async fn instance_action(&self, action: &str, id: &str) {
+        self.ec2
+            .call(&[("Action", action), ("InstanceId.1", id)])
+            .await
+            .unwrap_or_else(|e| panic!("{action} {id}: {e}"));
+    }
+}
+
+impl Drop for Ec2Lab {
+    fn drop(&mut self) {
+        let ec2 = self.ec2.clone();
+        let (vpc, subnet) = (self.vpc_id.clone(), self.subnet_id.clone());
+        let instances = std::mem::take(&mut self.instances);
+        // Drop cannot await inside the test's runtime; clean up on a thread with its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if !instances.is_empty() {
+                    let mut params = vec![("Action".to_owned(), "TerminateInstances".to_owned())];
+                    for (i, id) in instances.iter().enumerate() {
+                        params.push((format!("InstanceId.{}", i + 1), id.clone()));
+                    }
+                    let params: Vec<(&str, &str)> =
+                        params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    if let Err(e) = ec2.call(&params).await {
+                        eprintln!("cleanup: TerminateInstances failed: {e}");
+                    }
+                }
+                for (action, key, id) in [
+                    ("DeleteSubnet", "SubnetId", &subnet),
+                    ("DeleteVpc", "VpcId", &vpc),
+                ] {
+                    if let Err(e) = ec2.call(&[("Action", action), (key, id)]).await {
+                        eprintln!("cleanup: {action} {id} failed: {e}");
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
