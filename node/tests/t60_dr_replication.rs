@@ -915,15 +915,26 @@ async fn standbys_follow_dr_role_changes() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     let b_active = b.active().await;
-    let standbys: Vec<&Server> = b.running().filter(|s| s.addr != b_active.addr).collect();
-    for s in &standbys {
-        let h = s.health().await;
-        if (h.status, &h.body["replication_dr_mode"]) != (429, &json!("primary")) {
-            failures.push(format!(
-                "after promote, standby {}: {} {}",
-                s.addr, h.status, h.body["replication_dr_mode"]
-            ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut wrong = Vec::new();
+        for s in b.running().filter(|s| s.addr != b_active.addr) {
+            let h = s.health().await;
+            if (h.status, &h.body["replication_dr_mode"]) != (429, &json!("primary")) {
+                wrong.push(format!(
+                    "{}: {} {}",
+                    s.addr, h.status, h.body["replication_dr_mode"]
+                ));
+            }
         }
+        if wrong.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            failures.push(format!("after promote, standbys: {wrong:?}"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let r = b_active
         .request(
