@@ -39,6 +39,15 @@ pub struct NodeDir {
 impl NodeDir {
     /// A fresh directory with a single-node raft config on two free ports.
     pub fn new() -> Self {
+        Self::member("node1", None)
+    }
+
+    /// A fresh directory whose raft config names the node `node_id` and, with
+    /// `leader_api_addr`, carries a `retry_join { leader_api_addr = ... }` stanza.
+    pub fn member(node_id: &str, leader_api_addr: Option<&str>) -> Self {
+        let retry_join = leader_api_addr
+            .map(|a| format!("  retry_join {{\n    leader_api_addr = \"{a}\"\n  }}\n"))
+            .unwrap_or_default();
         let dir = tempfile::Builder::new()
             .prefix("labnode-test-")
             .tempdir()
@@ -55,8 +64,8 @@ impl NodeDir {
             format!(
                 r#"storage "raft" {{
   path    = "{data}"
-  node_id = "node1"
-}}
+  node_id = "{node_id}"
+{retry_join}}}
 
 listener "tcp" {{
   address         = "127.0.0.1:{api_port}"
@@ -408,4 +417,260 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+impl Server {
+    /// The OS process id (for `kill -STOP` style tests).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The scratch `HOME` the CLI runs with.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// `GET sys/health`: (status code, body).
+    pub async fn health(&self) -> Reply {
+        self.request("GET", "sys/health", None, None).await
+    }
+
+    /// Whether this node is unsealed and serves requests itself (health says not standby).
+    pub async fn is_active(&self) -> bool {
+        let r = self.health().await;
+        r.body["sealed"] == json!(false) && r.body["standby"] == json!(false)
+    }
+
+    /// Submits unseal keys until the node reports `sealed: false` (standbys included).
+    pub async fn submit_unseal_keys(&self, keys: &[String]) {
+        for key in keys {
+            let r = self
+                .request("PUT", "sys/unseal", None, Some(json!({ "key": key })))
+                .await;
+            assert_eq!(r.status, 200, "unseal {}: {r:?}", self.addr);
+            if r.body["sealed"] == json!(false) {
+                return;
+            }
+        }
+        panic!("{} still sealed after {} keys", self.addr, keys.len());
+    }
+
+    /// Polls `sys/seal-status` until `initialized` is true (a `retry_join` node got its
+    /// challenge from the leader).
+    pub async fn wait_initialized(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.request("GET", "sys/seal-status", None, None).await;
+            if r.body["initialized"] == json!(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not initialized after 30 s: {r:?}; log:\n{}",
+                self.addr,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs the labnode CLI with `input` on stdin.
+    pub fn cli_stdin(&self, token: Option<&str>, args: &[&str], input: &str) -> Output {
+        cli_with_stdin(bin(), &self.addr, &self.home, token, args, input)
+    }
+
+    /// Runs the real OpenBao CLI (`bao_bin()`) against this server.
+    pub fn bao(&self, token: Option<&str>, args: &[&str]) -> Output {
+        cli_with_stdin(&bao_bin(), &self.addr, &self.home, token, args, "")
+    }
+}
+
+/// The OpenBao CLI: `$LABNODE_BAO`, else the project venv's. Missing is a test failure.
+pub fn bao_bin() -> PathBuf {
+    let p = std::env::var("LABNODE_BAO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| "/work/main/.venv/bin/bao".into());
+    assert!(
+        p.is_file(),
+        "bao CLI not found at {} (set LABNODE_BAO)",
+        p.display()
+    );
+    p
+}
+
+/// Runs a Vault-compatible CLI binary with `VAULT_ADDR`/`BAO_ADDR`, a private `HOME` and `input` on stdin.
+pub fn cli_with_stdin(
+    binary: &Path,
+    addr: &str,
+    home: &Path,
+    token: Option<&str>,
+    args: &[&str],
+    input: &str,
+) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(binary);
+    cmd.args(args)
+        .env("VAULT_ADDR", addr)
+        .env("BAO_ADDR", addr)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env_remove("VAULT_TOKEN")
+        .env_remove("BAO_TOKEN")
+        .env_remove("VAULT_FORMAT")
+        .env_remove("BAO_FORMAT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(t) = token {
+        cmd.env("VAULT_TOKEN", t).env("BAO_TOKEN", t);
+    }
+    let mut child = cmd.spawn().expect("run CLI");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("CLI output")
+}
+
+/// stderr of a CLI run that must fail.
+pub fn fails(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "command unexpectedly succeeded: stdout {} stderr {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A Raft cluster of labnode processes on loopback: `node1` is initialized first, the
+/// others `retry_join` it and are unsealed with the same keys. Every process is killed on drop.
+pub struct Cluster {
+    pub dirs: Vec<NodeDir>,
+    servers: Vec<Option<Server>>,
+    /// Unseal keys (hex) and the initial root token.
+    pub keys: Vec<String>,
+    pub root: String,
+    pub threshold: usize,
+}
+
+impl Cluster {
+    /// Starts `size` nodes, initializes node1 with `shares`/`threshold`, unseals every node
+    /// and waits until all of them are voters.
+    pub async fn start(size: usize, shares: u8, threshold: u8) -> Cluster {
+        let first = NodeDir::member("node1", None);
+        let leader = first.addr();
+        let mut dirs = vec![first];
+        for i in 2..=size {
+            dirs.push(NodeDir::member(&format!("node{i}"), Some(&leader)));
+        }
+        let servers: Vec<Option<Server>> = futures::future::join_all(dirs.iter().map(NodeDir::start))
+            .await
+            .into_iter()
+            .map(Some)
+            .collect();
+        let (keys, root) = servers[0].as_ref().expect("node1").init(shares, threshold).await;
+        let cluster = Cluster {
+            dirs,
+            servers,
+            keys,
+            root,
+            threshold: threshold as usize,
+        };
+        let keys = cluster.keys[..cluster.threshold].to_vec();
+        cluster.node(0).unseal(&keys).await;
+        futures::future::join_all(cluster.servers[1..].iter().map(|s| async {
+            let s = s.as_ref().expect("node");
+            s.wait_initialized().await;
+            s.submit_unseal_keys(&keys).await;
+        }))
+        .await;
+        cluster.wait_voters(size).await;
+        cluster
+    }
+
+    /// Node `i` (0-based); panics if it is stopped.
+    pub fn node(&self, i: usize) -> &Server {
+        self.servers[i].as_ref().expect("node is stopped")
+    }
+
+    /// The running nodes.
+    pub fn running(&self) -> impl Iterator<Item = &Server> {
+        self.servers.iter().flatten()
+    }
+
+    /// Waits until some node is active and returns it.
+    pub async fn active(&self) -> &Server {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            for s in self.running() {
+                if s.is_active().await {
+                    return s;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no active node after 30 s; node1 log:\n{}",
+                self.node(0).log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the raft configuration (read on the active node) lists `n` voters.
+    pub async fn wait_voters(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let active = self.active().await;
+            let r = active
+                .request("GET", "sys/storage/raft/configuration", Some(&self.root), None)
+                .await;
+            let voters = r.body["data"]["config"]["servers"]
+                .as_array()
+                .map(|s| s.iter().filter(|v| v["voter"] == json!(true)).count())
+                .unwrap_or(0);
+            if voters == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "raft has {voters} voters, want {n}: {r:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGKILLs every node.
+    pub fn kill_all(&mut self) {
+        for s in self.servers.iter_mut() {
+            if let Some(s) = s.take() {
+                s.kill();
+            }
+        }
+    }
+
+    /// SIGTERMs every node and waits for them to exit.
+    pub fn stop_all(&mut self) {
+        for s in self.servers.iter_mut() {
+            if let Some(s) = s.take() {
+                s.stop();
+            }
+        }
+    }
+
+    /// Starts every stopped node again (sealed).
+    pub async fn restart_all(&mut self) {
+        let stopped: Vec<usize> = (0..self.dirs.len())
+            .filter(|i| self.servers[*i].is_none())
+            .collect();
+        let started = futures::future::join_all(stopped.iter().map(|i| self.dirs[*i].start())).await;
+        for (i, s) in stopped.into_iter().zip(started) {
+            self.servers[i] = Some(s);
+        }
+    }
+
+    /// Unseals every running node with `keys`, then waits for an active node.
+    pub async fn unseal_all(&self, keys: &[String]) {
+        futures::future::join_all(self.running().map(|s| s.submit_unseal_keys(keys))).await;
+        self.active().await;
+    }
 }
