@@ -891,11 +891,6 @@ async fn wait_all_health(c: &Cluster, code: u16, mode: &str) -> Result<(), Vec<(
 /// Every node of a cluster reports the cluster's DR role in `sys/health`: standbys too,
 /// after enable (472, secondary), promote (429, primary) and demote (472, secondary).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: after `vault write sys/replication/dr/secondary/enable token=…` on the active node of a 3-node cluster, \
-            a standby answers GET /v1/sys/health → 429 {\"standby\":true,\"replication_dr_mode\":\"disabled\",…} \
-            (want 472, \"secondary\") and keeps doing so: standbys load the DR state only when adopt-root-key \
-            reaches them (possibly before the state entry is applied locally) or when they become leader; \
-            promote/demote notify no standby at all"]
 async fn standbys_follow_dr_role_changes() {
     let (a, b) = tokio::join!(Cluster::start(1, 1, 1), Cluster::start(3, 1, 1));
     pair(&a, &b, "dr1").await;

@@ -211,6 +211,13 @@ impl Core {
 
     /// The DR mode string for health and status.
     pub async fn dr_mode(&self) -> &'static str {
+        // Only the active node changes the role; a standby reads it afresh (it is a local,
+        // replicated entry) so its health and status never lag behind.
+        if !self.is_active() && self.state().await.is_ok() {
+            if let Ok(state) = self.load_dr_state().await {
+                return state.mode();
+            }
+        }
         self.dr().state.lock().await.mode()
     }
 

@@ -325,6 +325,7 @@ impl Core {
 
     async fn stream_loop(self: Arc<Self>, generation: u64) {
         let mut addr_index = 0usize;
+        let mut client: Option<(String, reqwest::Client)> = None;
         if let Ok(Some(bytes)) = self.barrier().physical().get(REMOTE_WAL_PATH).await {
             if let Ok(arr) = <[u8; 8]>::try_from(bytes.as_slice()) {
                 self.dr().stream.lock().await.last_remote_wal = u64::from_be_bytes(arr);
@@ -347,7 +348,24 @@ impl Core {
                 &secondary.known_primary_cluster_addrs,
             );
             let addr = addrs[addr_index % addrs.len()].clone();
-            match self.stream_round(&secondary, &addr, generation).await {
+            // One client (and its pooled mutual-TLS connection) per set of credentials.
+            let reuse = client
+                .as_ref()
+                .is_some_and(|(cert, _)| *cert == secondary.client_cert_pem);
+            if !reuse {
+                match replication_client(&secondary) {
+                    Ok(c) => client = Some((secondary.client_cert_pem.clone(), c)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "DR stream: cannot build the replication client");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                }
+            }
+            let Some((_, http)) = client.as_ref() else {
+                continue;
+            };
+            match self.stream_round(http, &secondary, &addr, generation).await {
                 Ok(Some(next)) => {
                     if let Some(i) = addrs.iter().position(|a| *a == next) {
                         addr_index = i;
@@ -370,14 +388,14 @@ impl Core {
     /// One request/apply cycle; `Ok(Some(addr))` redirects to the primary's active node.
     async fn stream_round(
         &self,
+        client: &reqwest::Client,
         secondary: &SecondaryState,
         addr: &str,
         generation: u64,
     ) -> Result<Option<String>, CoreError> {
-        let client = replication_client(secondary)?;
         let after = self.dr().stream.lock().await.last_remote_wal;
         let reply: StreamReply = fetch(
-            &client,
+            client,
             format!("https://{addr}/replication/dr/stream?after={after}"),
         )
         .await?;
@@ -385,7 +403,7 @@ impl Core {
             StreamReply::NotActive { active_cluster_addr } => Ok(active_cluster_addr),
             StreamReply::Compacted => {
                 self.reset_stream("merkle-sync", "ready").await;
-                let full: SyncReply = fetch(&client, format!("https://{addr}/replication/dr/sync")).await?;
+                let full: SyncReply = fetch(client, format!("https://{addr}/replication/dr/sync")).await?;
                 if self.dr().generation() != generation {
                     return Ok(None);
                 }
@@ -412,7 +430,7 @@ impl Core {
                 }
                 if needs_full_copy {
                     let full: SyncReply =
-                        fetch(&client, format!("https://{addr}/replication/dr/sync")).await?;
+                        fetch(client, format!("https://{addr}/replication/dr/sync")).await?;
                     self.apply_full_copy(&full).await?;
                     self.dr().stream.lock().await.last_remote_wal = full.index;
                 } else if last_wal > after {

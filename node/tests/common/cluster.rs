@@ -99,7 +99,7 @@ disable_mlock = true
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the process: a node cut off from everyone.
     pub fn signal(&self, sig: &str) {
-        let pid = self.srv().pid();
+        let pid = self.srv().pid().expect("running");
         let st = Command::new("kill")
             .args([sig, &pid.to_string()])
             .status()
@@ -390,13 +390,6 @@ async fn try_unseal(server: &Server, keys: &[String]) -> Result<(), Reply> {
         }
     }
     panic!("{} still sealed after {} keys", server.addr, keys.len());
-}
-
-impl Server {
-    /// The process id (for SIGSTOP/SIGCONT).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
 }
 
 /// A client that gives up after `timeout` (so a hung request is an observable failure).
