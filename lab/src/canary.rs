@@ -122,7 +122,10 @@ pub fn prepare(addr: &str, token: &str) -> Result<(), CanaryError> {
         Some(&json!({ "type": "kv" })),
         Some(token),
     )?;
-    if (200..300).contains(&status) || body.to_string().contains("existing mount") || body.to_string().contains("path is already in use") {
+    if (200..300).contains(&status)
+        || body.to_string().contains("existing mount")
+        || body.to_string().contains("path is already in use")
+    {
         return Ok(());
     }
     Err(CanaryError::Mount {

@@ -164,7 +164,10 @@ fn drill(
 ) -> Result<u8, LabError> {
     let mut reports = Vec::new();
     for run in 1..=repeat as usize {
-        progress(&format!("drill {} run {run}/{repeat}: bringing up {}", runbook.name, topology.name));
+        progress(&format!(
+            "drill {} run {run}/{repeat}: bringing up {}",
+            runbook.name, topology.name
+        ));
         let (state, provider) = start_lab(home, topology, renderer, ProviderKind::Local)?;
         let outcome = Engine::new(home, state, provider.as_ref(), true)
             .map(|engine| engine.run(runbook, run))
@@ -180,7 +183,11 @@ fn drill(
         let result = outcome?;
         print!("{}", report::terminal_summary(&result));
         if let Some(dir) = report {
-            let dir = if repeat > 1 { dir.join(format!("run-{run}")) } else { dir.to_owned() };
+            let dir = if repeat > 1 {
+                dir.join(format!("run-{run}"))
+            } else {
+                dir.to_owned()
+            };
             for path in report::write(&dir, &result)? {
                 println!("  wrote {}", path.display());
             }

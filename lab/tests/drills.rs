@@ -10,9 +10,21 @@ use serde_json::Value;
 fn drill(name: &str, nodes: u16) -> (Value, tempfile::TempDir) {
     let ports = common::PortBlock::new(nodes);
     let lab = common::Lab::new();
-    let report = tempfile::Builder::new().prefix("lab-drill-report-").tempdir().unwrap();
+    let report = tempfile::Builder::new()
+        .prefix("lab-drill-report-")
+        .tempdir()
+        .unwrap();
     let dir = report.path().display().to_string();
-    let out = lab.run(&["drill", name, "--repeat", "1", "--base-port", &ports.arg(), "--report", &dir]);
+    let out = lab.run(&[
+        "drill",
+        name,
+        "--repeat",
+        "1",
+        "--base-port",
+        &ports.arg(),
+        "--report",
+        &dir,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -27,14 +39,23 @@ fn drill(name: &str, nodes: u16) -> (Value, tempfile::TempDir) {
     assert_eq!(journal["passed"], true);
     assert!(journal["events"].as_array().unwrap().len() > journal["steps"].as_array().unwrap().len());
     let html = std::fs::read_to_string(report.path().join("report.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("</svg>"), "no SVG timeline");
+    assert!(
+        html.contains("<svg") && html.contains("</svg>"),
+        "no SVG timeline"
+    );
     let markdown = std::fs::read_to_string(report.path().join("report.md")).unwrap();
-    assert!(markdown.starts_with(&format!("# Drill `{name}`: PASSED")), "{markdown}");
+    assert!(
+        markdown.starts_with(&format!("# Drill `{name}`: PASSED")),
+        "{markdown}"
+    );
     (journal, report)
 }
 
 fn missing(journal: &Value) -> u64 {
-    journal["measurements"]["rpo"]["missing"].as_array().unwrap().len() as u64
+    journal["measurements"]["rpo"]["missing"]
+        .as_array()
+        .unwrap()
+        .len() as u64
 }
 
 #[test]
@@ -91,6 +112,9 @@ fn malformed_runbook_names_step_and_field() {
     let out = lab.run(&["drill", file.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("step 2 (kill it)") && stderr.contains("traget"), "{stderr}");
+    assert!(
+        stderr.contains("step 2 (kill it)") && stderr.contains("traget"),
+        "{stderr}"
+    );
     assert!(!lab.home().join("state.json").exists(), "nothing may start");
 }

@@ -12,8 +12,16 @@ const BUCKET: f64 = 0.25;
 
 /// Renders one run.
 pub fn render(report: &DrillReport) -> String {
-    let title = format!("Drill {}: {}", report.drill, if report.passed { "PASSED" } else { "FAILED" });
-    let mut body = format!("<h1>{}</h1>\n<p>{}</p>\n", escape(&title), escape(&report.description));
+    let title = format!(
+        "Drill {}: {}",
+        report.drill,
+        if report.passed { "PASSED" } else { "FAILED" }
+    );
+    let mut body = format!(
+        "<h1>{}</h1>\n<p>{}</p>\n",
+        escape(&title),
+        escape(&report.description)
+    );
     if let Some(error) = &report.error {
         let _ = writeln!(body, "<p class=\"fail\">Stopped early: {}</p>", escape(error));
     }
@@ -24,11 +32,15 @@ pub fn render(report: &DrillReport) -> String {
          <tr><td>RTO (fault to first write)</td><td>{}</td><td>{}</td></tr>\
          <tr><td>RTO (fault to first read)</td><td>{}</td><td>-</td></tr>",
         seconds(m.rto_write_seconds),
-        report.targets.rto_seconds.map_or("-".to_owned(), |t| format!("{t}s")),
+        report
+            .targets
+            .rto_seconds
+            .map_or("-".to_owned(), |t| format!("{t}s")),
         seconds(m.rto_read_seconds)
     );
     if let Some(rpo) = &m.rpo {
-        let _ = writeln!(
+        let _ =
+            writeln!(
             body,
             "<tr><td>RPO (acknowledged writes missing)</td><td>{} of {} (span {:.2}s)</td><td>{}</td></tr>",
             rpo.missing.len(),
@@ -125,7 +137,11 @@ fn timeline(report: &DrillReport) -> String {
             }
         }
         let max = f64::from(counts.iter().copied().max().unwrap_or(1).max(1));
-        let _ = writeln!(svg, "<text x=\"2\" y=\"{:.1}\">acks</text>", strip_top + strip_height / 2.0);
+        let _ = writeln!(
+            svg,
+            "<text x=\"2\" y=\"{:.1}\">acks</text>",
+            strip_top + strip_height / 2.0
+        );
         for (i, c) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
             let h = f64::from(*c) / max * strip_height;
             let t = i as f64 * BUCKET;

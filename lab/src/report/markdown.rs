@@ -23,9 +23,16 @@ pub fn render(report: &DrillReport) -> String {
         out,
         "| RTO (fault to first write) | {} | {} |",
         seconds(m.rto_write_seconds),
-        report.targets.rto_seconds.map_or("-".to_owned(), |t| format!("{t}s"))
+        report
+            .targets
+            .rto_seconds
+            .map_or("-".to_owned(), |t| format!("{t}s"))
     );
-    let _ = writeln!(out, "| RTO (fault to first read) | {} | - |", seconds(m.rto_read_seconds));
+    let _ = writeln!(
+        out,
+        "| RTO (fault to first read) | {} | - |",
+        seconds(m.rto_read_seconds)
+    );
     if let Some(rpo) = &m.rpo {
         let _ = writeln!(
             out,
@@ -33,7 +40,10 @@ pub fn render(report: &DrillReport) -> String {
             rpo.missing.len(),
             rpo.acked,
             rpo.missing_span_seconds,
-            report.targets.rpo_writes.map_or("-".to_owned(), |t| t.to_string())
+            report
+                .targets
+                .rpo_writes
+                .map_or("-".to_owned(), |t| t.to_string())
         );
     }
     let _ = writeln!(out, "\n## Timeline\n");
@@ -42,7 +52,10 @@ pub fn render(report: &DrillReport) -> String {
     for (name, t) in marks {
         let _ = writeln!(out, "- {t:>7.2}s {name}");
     }
-    let _ = writeln!(out, "\n## Steps\n\n| # | step | kind | start | duration | result |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "\n## Steps\n\n| # | step | kind | start | duration | result |\n|---|---|---|---|---|---|"
+    );
     for s in &report.steps {
         let _ = writeln!(
             out,
@@ -52,12 +65,22 @@ pub fn render(report: &DrillReport) -> String {
             s.kind,
             s.start,
             s.duration,
-            if s.ok { "ok".to_owned() } else { format!("FAILED: {}", s.detail.replace('|', "\\|")) }
+            if s.ok {
+                "ok".to_owned()
+            } else {
+                format!("FAILED: {}", s.detail.replace('|', "\\|"))
+            }
         );
     }
     let _ = writeln!(out, "\n## Assertions\n");
     for a in &report.assertions {
-        let _ = writeln!(out, "- [{}] {}: {}", if a.passed { "x" } else { " " }, a.name, a.detail);
+        let _ = writeln!(
+            out,
+            "- [{}] {}: {}",
+            if a.passed { "x" } else { " " },
+            a.name,
+            a.detail
+        );
     }
     if let Some(canary) = &report.canary {
         let _ = writeln!(

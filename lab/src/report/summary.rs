@@ -9,7 +9,13 @@ use super::{seconds, DrillReport};
 /// The end-of-run summary: steps, assertions, RTO/RPO against targets, verdict.
 pub fn terminal_summary(report: &DrillReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "drill {} (run {}): {}", report.drill, report.run, verdict(report.passed));
+    let _ = writeln!(
+        out,
+        "drill {} (run {}): {}",
+        report.drill,
+        report.run,
+        verdict(report.passed)
+    );
     for step in &report.steps {
         let _ = writeln!(
             out,
@@ -37,7 +43,10 @@ pub fn terminal_summary(report: &DrillReport) -> String {
         out,
         "  RTO: first write {} (target {}), first read {}",
         seconds(m.rto_write_seconds),
-        report.targets.rto_seconds.map_or("-".to_owned(), |t| format!("{t}s")),
+        report
+            .targets
+            .rto_seconds
+            .map_or("-".to_owned(), |t| format!("{t}s")),
         seconds(m.rto_read_seconds)
     );
     if let Some(rpo) = &m.rpo {
@@ -47,7 +56,10 @@ pub fn terminal_summary(report: &DrillReport) -> String {
             rpo.missing.len(),
             rpo.acked,
             rpo.missing_span_seconds,
-            report.targets.rpo_writes.map_or("-".to_owned(), |t| t.to_string())
+            report
+                .targets
+                .rpo_writes
+                .map_or("-".to_owned(), |t| t.to_string())
         );
     }
     let _ = writeln!(out, "  total {:.2}s", report.total_seconds);
@@ -108,8 +120,14 @@ pub fn aggregate(reports: &[DrillReport]) -> Aggregate {
     }
     let m = |f: fn(&DrillReport) -> Option<f64>| reports.iter().filter_map(f).collect::<Vec<f64>>();
     let recovery = vec![
-        percentiles("RTO first write (s)".into(), m(|r| r.measurements.rto_write_seconds)),
-        percentiles("RTO first read (s)".into(), m(|r| r.measurements.rto_read_seconds)),
+        percentiles(
+            "RTO first write (s)".into(),
+            m(|r| r.measurements.rto_write_seconds),
+        ),
+        percentiles(
+            "RTO first read (s)".into(),
+            m(|r| r.measurements.rto_read_seconds),
+        ),
         percentiles(
             "RPO missing writes".into(),
             m(|r| r.measurements.rpo.as_ref().map(|v| v.missing.len() as f64)),
@@ -150,7 +168,11 @@ impl Aggregate {
             self.drill, self.runs, self.passed
         );
         for p in self.steps.iter().chain(&self.recovery) {
-            let _ = writeln!(out, "| {} | {} | {:.2} | {:.2} |", p.name, p.samples, p.p50, p.p95);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.2} |",
+                p.name, p.samples, p.p50, p.p95
+            );
         }
         out
     }

@@ -49,7 +49,12 @@ pub struct Engine<'a> {
 
 impl<'a> Engine<'a> {
     /// An engine for the lab in `home`, whose state is `state`.
-    pub fn new(home: &'a LabHome, state: State, provider: &'a dyn Provider, live: bool) -> Result<Engine<'a>, std::io::Error> {
+    pub fn new(
+        home: &'a LabHome,
+        state: State,
+        provider: &'a dyn Provider,
+        live: bool,
+    ) -> Result<Engine<'a>, std::io::Error> {
         let workdir = tempfile::Builder::new().prefix("lab-drill-").tempdir()?;
         let mut vars = BTreeMap::new();
         vars.insert("drill.dir".to_owned(), workdir.path().display().to_string());
@@ -76,15 +81,23 @@ impl<'a> Engine<'a> {
 
     /// Runs every step, then measures and judges.
     pub fn run(mut self, runbook: &Runbook, run: usize) -> DrillReport {
-        let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        self.journal.record("drill", None, format!("{} on {} (run {run})", runbook.name, runbook.topology));
+        let started_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.journal.record(
+            "drill",
+            None,
+            format!("{} on {} (run {run})", runbook.name, runbook.topology),
+        );
         let mut steps = Vec::new();
         let mut error = None;
         for step in &runbook.steps {
             if step.mark == Some(Mark::Fault) && self.evidence.is_empty() {
                 self.collect_evidence("before");
             }
-            let start = self.journal.record("step-start", Some(step.number), step.name.clone());
+            let start = self
+                .journal
+                .record("step-start", Some(step.number), step.name.clone());
             if step.mark == Some(Mark::Fault) {
                 self.marks.entry("fault".to_owned()).or_insert(start);
             }
@@ -102,7 +115,11 @@ impl<'a> Engine<'a> {
             self.journal.record(
                 "step-end",
                 Some(step.number),
-                format!("{} in {:.2}s: {detail}", if ok { "ok" } else { "FAILED" }, end - start),
+                format!(
+                    "{} in {:.2}s: {detail}",
+                    if ok { "ok" } else { "FAILED" },
+                    end - start
+                ),
             );
             steps.push(StepResult {
                 number: step.number,
@@ -128,7 +145,9 @@ impl<'a> Engine<'a> {
         let measurements = self.measure();
         self.judge(runbook, &measurements);
         let passed = error.is_none() && self.assertions.iter().all(|a| a.passed);
-        let total_seconds = self.journal.record("drill", None, if passed { "passed" } else { "failed" });
+        let total_seconds = self
+            .journal
+            .record("drill", None, if passed { "passed" } else { "failed" });
         DrillReport {
             drill: runbook.name.clone(),
             description: runbook.description.clone(),
@@ -167,7 +186,11 @@ impl<'a> Engine<'a> {
             } => self.wait(*kind, on, *count, mode.as_deref(), token.as_deref(), *timeout),
             Action::Assert { .. } => {
                 let (passed, detail) = self.check(&step.action)?;
-                self.journal.record("assert", Some(step.number), format!("{} {detail}", if passed { "pass" } else { "FAIL" }));
+                self.journal.record(
+                    "assert",
+                    Some(step.number),
+                    format!("{} {detail}", if passed { "pass" } else { "FAIL" }),
+                );
                 self.assertions.push(Assertion {
                     step: step.number,
                     name: step.name.clone(),
@@ -182,12 +205,24 @@ impl<'a> Engine<'a> {
                 failover,
                 rate,
                 token,
-            } => self.canary_step(*action, on.as_deref(), failover.as_deref(), *rate, token.as_deref()),
+            } => self.canary_step(
+                *action,
+                on.as_deref(),
+                failover.as_deref(),
+                *rate,
+                token.as_deref(),
+            ),
             Action::GenerateDrToken { on, keys_from, into } => self.generate_dr_token(on, keys_from, into),
         }
     }
 
-    fn vault_step(&mut self, command: &str, on: &str, token: Option<&str>, capture: &BTreeMap<String, String>) -> StepOutcome {
+    fn vault_step(
+        &mut self,
+        command: &str,
+        on: &str,
+        token: Option<&str>,
+        capture: &BTreeMap<String, String>,
+    ) -> StepOutcome {
         let (c, n) = self.node_for(on)?;
         let token = match token {
             Some(t) => self.expand(t)?,
@@ -198,14 +233,20 @@ impl<'a> Engine<'a> {
         if capture.is_empty() {
             return Ok(format!("on {}", self.state.qualified(c, n)));
         }
-        let output: Value = serde_json::from_str(&stdout).map_err(|e| format!("output is not JSON ({e}); cannot capture: {stdout}"))?;
+        let output: Value = serde_json::from_str(&stdout)
+            .map_err(|e| format!("output is not JSON ({e}); cannot capture: {stdout}"))?;
         let mut captured = Vec::new();
         for (var, path) in capture {
-            let value = lookup(&output, path).ok_or_else(|| format!("capture {var}: no `{path}` in the output"))?;
+            let value =
+                lookup(&output, path).ok_or_else(|| format!("capture {var}: no `{path}` in the output"))?;
             self.vars.insert(var.clone(), value);
             captured.push(var.as_str());
         }
-        Ok(format!("on {}, captured {}", self.state.qualified(c, n), captured.join(", ")))
+        Ok(format!(
+            "on {}, captured {}",
+            self.state.qualified(c, n),
+            captured.join(", ")
+        ))
     }
 
     /// Runs the vault CLI (labnode) against one node, `VAULT_FORMAT=json`; returns stdout.
@@ -224,7 +265,9 @@ impl<'a> Engine<'a> {
         if let Some(token) = token {
             command.env("VAULT_TOKEN", token);
         }
-        let out = command.output().map_err(|e| format!("cannot run {}: {e}", self.state.labnode.display()))?;
+        let out = command
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.state.labnode.display()))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
             Ok(stdout)
@@ -269,7 +312,15 @@ impl<'a> Engine<'a> {
                     }
                     .map_err(|e| e.to_string())?;
                     self.home.save(&self.state).map_err(|e| e.to_string())?;
-                    done.push(format!("{} {name} (pid {})", if kind == FaultKind::Kill { "killed" } else { "stopped" }, process.pid));
+                    done.push(format!(
+                        "{} {name} (pid {})",
+                        if kind == FaultKind::Kill {
+                            "killed"
+                        } else {
+                            "stopped"
+                        },
+                        process.pid
+                    ));
                 }
             }
         }
@@ -308,7 +359,15 @@ impl<'a> Engine<'a> {
         Ok(self.state.nodes_of(resolved))
     }
 
-    fn wait(&mut self, kind: WaitKind, on: &str, count: Option<u64>, mode: Option<&str>, token: Option<&str>, timeout: Duration) -> StepOutcome {
+    fn wait(
+        &mut self,
+        kind: WaitKind,
+        on: &str,
+        count: Option<u64>,
+        mode: Option<&str>,
+        token: Option<&str>,
+        timeout: Duration,
+    ) -> StepOutcome {
         let token = token.map(|t| self.expand(t)).transpose()?;
         let count = match kind {
             WaitKind::Canary => count.map(|more| more + self.canary.as_ref().map_or(0, Canary::acked)),
@@ -318,12 +377,17 @@ impl<'a> Engine<'a> {
         let mut last_live = Instant::now();
         loop {
             let seen = match self.condition(kind, on, count, mode, token.as_deref()) {
-                Ok((true, seen)) => return Ok(format!("{seen} after {:.2}s", started.elapsed().as_secs_f64())),
+                Ok((true, seen)) => {
+                    return Ok(format!("{seen} after {:.2}s", started.elapsed().as_secs_f64()))
+                }
                 Ok((false, seen)) => seen,
                 Err(e) => e,
             };
             if started.elapsed() > timeout {
-                return Err(format!("timed out after {}s (last: {seen})", timeout.as_secs_f64()));
+                return Err(format!(
+                    "timed out after {}s (last: {seen})",
+                    timeout.as_secs_f64()
+                ));
             }
             if last_live.elapsed() >= LIVE_EVERY {
                 last_live = Instant::now();
@@ -339,7 +403,14 @@ impl<'a> Engine<'a> {
     }
 
     /// One evaluation of a wait condition: (holds, what was seen).
-    fn condition(&self, kind: WaitKind, on: &str, count: Option<u64>, mode: Option<&str>, token: Option<&str>) -> Result<(bool, String), String> {
+    fn condition(
+        &self,
+        kind: WaitKind,
+        on: &str,
+        count: Option<u64>,
+        mode: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<(bool, String), String> {
         match kind {
             WaitKind::Canary => {
                 let acked = self.canary.as_ref().map_or(0, Canary::acked);
@@ -354,7 +425,10 @@ impl<'a> Engine<'a> {
             }
             WaitKind::Peers => {
                 let voters = self.voters(on, token)?;
-                Ok((voters.len() as u64 == count.unwrap_or(0), format!("voters [{}]", voters.join(", "))))
+                Ok((
+                    voters.len() as u64 == count.unwrap_or(0),
+                    format!("voters [{}]", voters.join(", ")),
+                ))
             }
             WaitKind::Sealed | WaitKind::Unsealed => {
                 let want_sealed = kind == WaitKind::Sealed;
@@ -363,10 +437,17 @@ impl<'a> Engine<'a> {
                     .iter()
                     .map(|&(c, n)| {
                         let sealed = self.health(c, n).is_none_or(|h| h.sealed);
-                        format!("{} {}", self.state.qualified(c, n), if sealed { "sealed" } else { "unsealed" })
+                        format!(
+                            "{} {}",
+                            self.state.qualified(c, n),
+                            if sealed { "sealed" } else { "unsealed" }
+                        )
                     })
                     .collect();
-                let holds = !nodes.is_empty() && states.iter().all(|s| s.ends_with(if want_sealed { " sealed" } else { " unsealed" }));
+                let holds = !nodes.is_empty()
+                    && states
+                        .iter()
+                        .all(|s| s.ends_with(if want_sealed { " sealed" } else { " unsealed" }));
                 Ok((holds, states.join(", ")))
             }
             WaitKind::Replication => {
@@ -383,12 +464,19 @@ impl<'a> Engine<'a> {
                     .filter(|&p| p != c)
                     .find_map(|p| {
                         let status = self.dr_status(&self.state.clusters[p].name).ok()?;
-                        (status.get("mode")? == "primary").then(|| status.get("last_wal").and_then(Value::as_u64))?
+                        (status.get("mode")? == "primary")
+                            .then(|| status.get("last_wal").and_then(Value::as_u64))?
                     })
                     .ok_or_else(|| "no DR primary answers".to_owned())?;
                 let secondary = self.dr_status(on)?;
-                let remote = secondary.get("last_remote_wal").and_then(Value::as_u64).unwrap_or(0);
-                Ok((primary > 0 && remote >= primary, format!("primary last_wal {primary}, secondary last_remote_wal {remote}")))
+                let remote = secondary
+                    .get("last_remote_wal")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                Ok((
+                    primary > 0 && remote >= primary,
+                    format!("primary last_wal {primary}, secondary last_remote_wal {remote}"),
+                ))
             }
         }
     }
@@ -416,9 +504,13 @@ impl<'a> Engine<'a> {
                 let path = self.expand(path.as_deref().unwrap_or_default())?;
                 let field = field.as_deref().unwrap_or_default();
                 let want = self.expand(equals.as_deref().unwrap_or_default())?;
-                let client = NodeClient::new(&self.state.clusters[c].nodes[n].api_addr).map_err(|e| e.to_string())?;
-                let (status, body) = client.request("GET", &path, None, Some(&token)).map_err(|e| e.to_string())?;
-                let value = lookup(&body, &format!("data.{field}")).or_else(|| lookup(&body, &format!("data.data.{field}")));
+                let client =
+                    NodeClient::new(&self.state.clusters[c].nodes[n].api_addr).map_err(|e| e.to_string())?;
+                let (status, body) = client
+                    .request("GET", &path, None, Some(&token))
+                    .map_err(|e| e.to_string())?;
+                let value = lookup(&body, &format!("data.{field}"))
+                    .or_else(|| lookup(&body, &format!("data.data.{field}")));
                 Ok((
                     status == 200 && value.as_deref() == Some(want.as_str()),
                     format!("{path} {field}: want {want:?}, got HTTP {status} {value:?}"),
@@ -427,27 +519,49 @@ impl<'a> Engine<'a> {
             AssertKind::Peers => {
                 let voters = self.voters(on, token.as_deref())?;
                 let want = count.unwrap_or(0);
-                Ok((voters.len() as u64 == want, format!("want {want} voters, got [{}]", voters.join(", "))))
+                Ok((
+                    voters.len() as u64 == want,
+                    format!("want {want} voters, got [{}]", voters.join(", ")),
+                ))
             }
             AssertKind::Health => {
                 let (c, n) = match self.state.resolve(Some(on)).map_err(|e| e.to_string())? {
                     Target::Node(c, n) => (c, n),
-                    Target::Cluster(c) => (c, self.active(c).or_else(|| self.running_nodes(on).ok()?.first().map(|x| x.1)).unwrap_or(0)),
+                    Target::Cluster(c) => (
+                        c,
+                        self.active(c)
+                            .or_else(|| self.running_nodes(on).ok()?.first().map(|x| x.1))
+                            .unwrap_or(0),
+                    ),
                 };
                 let got = self.health(c, n).map_or(0, |h| h.status);
                 let want = code.unwrap_or(0);
-                Ok((got == want, format!("{}: want {want}, got {got}", self.state.qualified(c, n))))
+                Ok((
+                    got == want,
+                    format!("{}: want {want}, got {got}", self.state.qualified(c, n)),
+                ))
             }
             AssertKind::DrMode => {
                 let status = self.dr_status(on)?;
-                let got = status.get("mode").and_then(Value::as_str).unwrap_or("-").to_owned();
+                let got = status
+                    .get("mode")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_owned();
                 let want = mode.as_deref().unwrap_or_default();
                 Ok((got == want, format!("want mode {want}, got {got}")))
             }
         }
     }
 
-    fn canary_step(&mut self, action: CanaryAction, on: Option<&str>, failover: Option<&str>, rate: u32, token: Option<&str>) -> StepOutcome {
+    fn canary_step(
+        &mut self,
+        action: CanaryAction,
+        on: Option<&str>,
+        failover: Option<&str>,
+        rate: u32,
+        token: Option<&str>,
+    ) -> StepOutcome {
         match action {
             CanaryAction::Start => {
                 if self.canary.is_some() {
@@ -459,8 +573,13 @@ impl<'a> Engine<'a> {
                     Some(t) => self.expand(t)?,
                     None => self.root_token(c),
                 };
-                canary::prepare(&self.state.clusters[c].nodes[n].api_addr, &token).map_err(|e| e.to_string())?;
-                let mut candidates: Vec<String> = self.state.clusters[c].nodes.iter().map(|n| n.api_addr.clone()).collect();
+                canary::prepare(&self.state.clusters[c].nodes[n].api_addr, &token)
+                    .map_err(|e| e.to_string())?;
+                let mut candidates: Vec<String> = self.state.clusters[c]
+                    .nodes
+                    .iter()
+                    .map(|n| n.api_addr.clone())
+                    .collect();
                 if let Some(failover) = failover {
                     let f = self.cluster_of(failover)?;
                     candidates.extend(self.state.clusters[f].nodes.iter().map(|n| n.api_addr.clone()));
@@ -471,13 +590,19 @@ impl<'a> Engine<'a> {
                     rate,
                     epoch: self.journal.epoch(),
                 }));
-                Ok(format!("writing {rate}/s to {on}{}", failover.map(|f| format!(", then {f}")).unwrap_or_default()))
+                Ok(format!(
+                    "writing {rate}/s to {on}{}",
+                    failover.map(|f| format!(", then {f}")).unwrap_or_default()
+                ))
             }
             CanaryAction::Stop | CanaryAction::Verify => {
                 if let Some(canary) = self.canary.take() {
                     self.canary_log = Some(canary.stop().map_err(|e| e.to_string())?);
                 }
-                let log = self.canary_log.as_ref().ok_or_else(|| "the canary never ran".to_owned())?;
+                let log = self
+                    .canary_log
+                    .as_ref()
+                    .ok_or_else(|| "the canary never ran".to_owned())?;
                 let summary = format!("{} acked, {} failed attempts", log.acks.len(), log.failures.len());
                 if action == CanaryAction::Stop {
                     return Ok(summary);
@@ -488,7 +613,8 @@ impl<'a> Engine<'a> {
                     Some(t) => self.expand(t)?,
                     None => self.root_token(c),
                 };
-                let verification = canary::verify(log, &self.state.clusters[c].nodes[n].api_addr, &token).map_err(|e| e.to_string())?;
+                let verification = canary::verify(log, &self.state.clusters[c].nodes[n].api_addr, &token)
+                    .map_err(|e| e.to_string())?;
                 let detail = format!(
                     "{summary}; {} missing on {}",
                     verification.missing.len(),
@@ -512,7 +638,8 @@ impl<'a> Engine<'a> {
         };
         let _ = run(&["-cancel"]);
         let init = run(&["-init"])?;
-        let field = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let field =
+            |v: &Value, name: &str| v.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
         let (nonce, otp) = (field(&init, "nonce"), field(&init, "otp"));
         if otp.is_empty() {
             return Err(format!("-init returned no OTP: {init}"));
@@ -526,7 +653,10 @@ impl<'a> Engine<'a> {
             }
         }
         if encoded.is_empty() {
-            return Err(format!("not complete after {} keys of {keys_from}", keys.unseal_threshold));
+            return Err(format!(
+                "not complete after {} keys of {keys_from}",
+                keys.unseal_threshold
+            ));
         }
         let decoded = run(&[&format!("-decode={encoded}"), &format!("-otp={otp}")])?;
         let token = field(&decoded, "token");
@@ -534,7 +664,10 @@ impl<'a> Engine<'a> {
             return Err(format!("decoding gave no token: {decoded}"));
         }
         self.vars.insert(into.to_owned(), token);
-        Ok(format!("{} keys of {keys_from}, token in {{{{{into}}}}}", keys.unseal_threshold))
+        Ok(format!(
+            "{} keys of {keys_from}, token in {{{{{into}}}}}",
+            keys.unseal_threshold
+        ))
     }
 
     fn measure(&mut self) -> Measurements {
@@ -547,14 +680,18 @@ impl<'a> Engine<'a> {
             return measurements;
         };
         let marks = &mut measurements.marks;
-        if let Some(t) = log.failures.iter().find(|t| **t >= fault) {
-            marks.entry("detection".to_owned()).or_insert(*t);
+        // Recovery counts from the first failed write after the fault: a write or read
+        // still answered by the failing side before it went down is not a recovery.
+        let outage = log.failures.iter().copied().find(|t| *t >= fault);
+        if let Some(t) = outage {
+            marks.entry("detection".to_owned()).or_insert(t);
         }
-        if let Some(ack) = log.acks.iter().find(|a| a.t >= fault) {
+        let since = outage.unwrap_or(fault);
+        if let Some(ack) = log.acks.iter().find(|a| a.t >= since) {
             marks.insert("first_write".to_owned(), ack.t);
             measurements.rto_write_seconds = Some(ack.t - fault);
         }
-        if let Some(t) = log.reads.iter().find(|t| **t >= fault) {
+        if let Some(t) = log.reads.iter().find(|t| **t >= since) {
             marks.insert("first_read".to_owned(), *t);
             measurements.rto_read_seconds = Some(t - fault);
         }
@@ -565,7 +702,10 @@ impl<'a> Engine<'a> {
         if let Some(target) = runbook.targets.rto_seconds {
             let (passed, detail) = match m.rto_write_seconds {
                 Some(rto) => (rto <= target, format!("{rto:.2}s, target {target}s")),
-                None => (false, format!("not measured (no write after the fault), target {target}s")),
+                None => (
+                    false,
+                    format!("not measured (no write after the fault), target {target}s"),
+                ),
             };
             self.assertions.push(Assertion {
                 step: 0,
@@ -578,9 +718,16 @@ impl<'a> Engine<'a> {
             let (passed, detail) = match &m.rpo {
                 Some(v) => (
                     v.missing.len() as u64 <= target,
-                    format!("{} of {} acknowledged writes missing, target {target}", v.missing.len(), v.acked),
+                    format!(
+                        "{} of {} acknowledged writes missing, target {target}",
+                        v.missing.len(),
+                        v.acked
+                    ),
                 ),
-                None => (false, format!("not measured (no canary verify step), target {target}")),
+                None => (
+                    false,
+                    format!("not measured (no canary verify step), target {target}"),
+                ),
             };
             self.assertions.push(Assertion {
                 step: 0,
@@ -596,7 +743,12 @@ impl<'a> Engine<'a> {
             .map(|c| {
                 let cluster = &self.state.clusters[c];
                 let health = (0..cluster.nodes.len())
-                    .map(|n| (cluster.nodes[n].name.clone(), self.health(c, n).map_or(0, |h| h.status)))
+                    .map(|n| {
+                        (
+                            cluster.nodes[n].name.clone(),
+                            self.health(c, n).map_or(0, |h| h.status),
+                        )
+                    })
                     .collect();
                 ClusterEvidence {
                     name: cluster.name.clone(),
@@ -620,7 +772,10 @@ impl<'a> Engine<'a> {
         if !self.provider.host().is_running(process) {
             return None;
         }
-        NodeClient::with_timeout(&node.api_addr, HEALTH_TIMEOUT).ok()?.health().ok()
+        NodeClient::with_timeout(&node.api_addr, HEALTH_TIMEOUT)
+            .ok()?
+            .health()
+            .ok()
     }
 
     fn active(&self, c: usize) -> Option<usize> {
@@ -637,7 +792,10 @@ impl<'a> Engine<'a> {
     fn node_for(&self, on: &str) -> Result<(usize, usize), String> {
         match self.state.resolve(Some(on)).map_err(|e| e.to_string())? {
             Target::Node(c, n) => Ok((c, n)),
-            Target::Cluster(c) => self.active(c).map(|n| (c, n)).ok_or_else(|| format!("cluster {on} has no active node")),
+            Target::Cluster(c) => self
+                .active(c)
+                .map(|n| (c, n))
+                .ok_or_else(|| format!("cluster {on} has no active node")),
         }
     }
 
@@ -668,7 +826,13 @@ impl<'a> Engine<'a> {
         let mut last = String::new();
         for token in tokens.iter().filter(|t| !t.is_empty()) {
             match client.raft_servers(token) {
-                Ok(servers) => return Ok(servers.into_iter().filter(|s| s.voter).map(|s| s.node_id).collect()),
+                Ok(servers) => {
+                    return Ok(servers
+                        .into_iter()
+                        .filter(|s| s.voter)
+                        .map(|s| s.node_id)
+                        .collect())
+                }
                 Err(e) => last = e.to_string(),
             }
         }
@@ -699,7 +863,9 @@ impl<'a> Engine<'a> {
         while let Some(start) = rest.find("{{") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
             let name = after[..end].trim();
             let value = self.vars.get(name).ok_or_else(|| {
                 format!(
@@ -732,7 +898,9 @@ fn lookup(value: &Value, path: &str) -> Option<String> {
 fn redact(args: &[String]) -> String {
     args.iter()
         .map(|a| {
-            let secret = a.len() > 20 && !a.contains('/') && !a.starts_with('-') || a.starts_with("token=") || a.contains("_token=");
+            let secret = a.len() > 20 && !a.contains('/') && !a.starts_with('-')
+                || a.starts_with("token=")
+                || a.contains("_token=");
             if secret {
                 format!("{}…", &a[..a.len().min(8)])
             } else {
@@ -764,7 +932,11 @@ mod tests {
         assert_eq!(lookup(&v, "wrap_info.token").as_deref(), Some("abc"));
         assert_eq!(lookup(&v, "data.keys.1").as_deref(), Some("2"));
         assert_eq!(lookup(&v, "data.nope"), None);
-        let args = vec!["write".to_owned(), "sys/x".to_owned(), "token=eyJhbGciOiJFUzI1NiJ9.long".to_owned()];
+        let args = vec![
+            "write".to_owned(),
+            "sys/x".to_owned(),
+            "token=eyJhbGciOiJFUzI1NiJ9.long".to_owned(),
+        ];
         assert_eq!(redact(&args), "write sys/x token=ey…");
     }
 }

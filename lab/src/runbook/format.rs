@@ -307,7 +307,8 @@ fn parse_step(origin: &str, number: usize, value: toml::Value) -> Result<Step, R
         name: name.clone().unwrap_or_else(|| "unnamed".to_owned()),
         message,
     };
-    let file = StepFile::deserialize(value).map_err(|e| error(&given, e.to_string().trim_end().to_owned()))?;
+    let file =
+        StepFile::deserialize(value).map_err(|e| error(&given, e.to_string().trim_end().to_owned()))?;
     let chosen: Vec<&str> = [
         ("vault", file.vault.is_some()),
         ("fault", file.fault.is_some()),
@@ -333,7 +334,11 @@ fn parse_step(origin: &str, number: usize, value: toml::Value) -> Result<Step, R
     let need = |field: &str, value: Option<String>| {
         value.ok_or_else(|| error(&given, format!("field `{field}` is required by a `{kind}` step")))
     };
-    let timeout = Duration::from_secs_f64(file.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS).clamp(0.1, 3600.0));
+    let timeout = Duration::from_secs_f64(
+        file.timeout_seconds
+            .unwrap_or(DEFAULT_TIMEOUT_SECONDS)
+            .clamp(0.1, 3600.0),
+    );
     let action = if let Some(command) = file.vault.take() {
         Action::Vault {
             command,
@@ -352,7 +357,10 @@ fn parse_step(origin: &str, number: usize, value: toml::Value) -> Result<Step, R
             return Err(error(&given, "field `count` is required by this wait".to_owned()));
         }
         if wait == WaitKind::Replication && file.mode.is_none() {
-            return Err(error(&given, "field `mode` is required by wait = \"replication\"".to_owned()));
+            return Err(error(
+                &given,
+                "field `mode` is required by wait = \"replication\"".to_owned(),
+            ));
         }
         let on = if wait == WaitKind::Canary {
             file.on.take().unwrap_or_default()
@@ -369,13 +377,20 @@ fn parse_step(origin: &str, number: usize, value: toml::Value) -> Result<Step, R
         }
     } else if let Some(assert) = file.assert {
         let required: &[(&str, bool)] = match assert {
-            AssertKind::Secret => &[("path", file.path.is_some()), ("field", file.field.is_some()), ("equals", file.equals.is_some())],
+            AssertKind::Secret => &[
+                ("path", file.path.is_some()),
+                ("field", file.field.is_some()),
+                ("equals", file.equals.is_some()),
+            ],
             AssertKind::Peers => &[("count", file.count.is_some())],
             AssertKind::Health => &[("code", file.code.is_some())],
             AssertKind::DrMode => &[("mode", file.mode.is_some())],
         };
         if let Some((field, _)) = required.iter().find(|(_, set)| !set) {
-            return Err(error(&given, format!("field `{field}` is required by this assert")));
+            return Err(error(
+                &given,
+                format!("field `{field}` is required by this assert"),
+            ));
         }
         Action::Assert {
             kind: assert,
@@ -390,7 +405,10 @@ fn parse_step(origin: &str, number: usize, value: toml::Value) -> Result<Step, R
         }
     } else if let Some(action) = file.canary {
         if matches!(action, CanaryAction::Start | CanaryAction::Verify) && file.on.is_none() {
-            return Err(error(&given, "field `on` is required by this canary step".to_owned()));
+            return Err(error(
+                &given,
+                "field `on` is required by this canary step".to_owned(),
+            ));
         }
         Action::Canary {
             action,
@@ -400,7 +418,10 @@ fn parse_step(origin: &str, number: usize, value: toml::Value) -> Result<Step, R
             token: file.token.take(),
         }
     } else {
-        let dr = file.generate_dr_token.take().ok_or_else(|| error(&given, "no action".to_owned()))?;
+        let dr = file
+            .generate_dr_token
+            .take()
+            .ok_or_else(|| error(&given, "no action".to_owned()))?;
         Action::GenerateDrToken {
             on: dr.on,
             keys_from: dr.keys_from,
@@ -414,7 +435,7 @@ fn parse_step(origin: &str, number: usize, value: toml::Value) -> Result<Step, R
         } => Some(Mark::Fault),
         _ => None,
     });
-    let name = given.unwrap_or_else(|| default_name(&action));
+    let name = file.name.take().unwrap_or_else(|| default_name(&action));
     Ok(Step {
         number,
         name,
@@ -429,7 +450,9 @@ fn default_name(action: &Action) -> String {
         Action::Fault { kind, target, .. } => format!("{kind:?} {target}").to_lowercase(),
         Action::Wait { kind, on, .. } => format!("wait {kind:?} {on}").to_lowercase(),
         Action::Assert { kind, on, .. } => format!("assert {kind:?} {on}").to_lowercase(),
-        Action::Canary { action, on, .. } => format!("canary {action:?} {}", on.as_deref().unwrap_or("")).to_lowercase(),
+        Action::Canary { action, on, .. } => {
+            format!("canary {action:?} {}", on.as_deref().unwrap_or("")).to_lowercase()
+        }
         Action::GenerateDrToken { on, .. } => format!("generate DR operation token on {on}"),
     }
 }
@@ -474,16 +497,24 @@ generate_dr_token = { on = "secondary", keys_from = "primary" }
 
     #[test]
     fn errors_name_the_step_and_field() {
-        let bad = GOOD.replace("target = \"primary/leader\"", "targte = \"x\"\nname = \"kill it\"");
+        let bad = GOOD.replace(
+            "target = \"primary/leader\"",
+            "targte = \"x\"\nname = \"kill it\"",
+        );
         let err = Runbook::from_toml(&bad, "t").unwrap_err().to_string();
-        assert!(err.contains("step 2 (kill it)") && err.contains("targte"), "{err}");
+        assert!(
+            err.contains("step 2 (kill it)") && err.contains("targte"),
+            "{err}"
+        );
         let bad = GOOD.replace("count = 2", "");
         let err = Runbook::from_toml(&bad, "t").unwrap_err().to_string();
         assert!(err.contains("step 3") && err.contains("`count`"), "{err}");
         let bad = GOOD.replace("count = 2", "count = \"two\"");
         let err = Runbook::from_toml(&bad, "t").unwrap_err().to_string();
         assert!(err.contains("step 3") && err.contains("count"), "{err}");
-        let err = Runbook::from_toml("topology = \"x\"\nstep = []\nextra = 1", "t").unwrap_err().to_string();
+        let err = Runbook::from_toml("topology = \"x\"\nstep = []\nextra = 1", "t")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("extra"), "{err}");
     }
 }

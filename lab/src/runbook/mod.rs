@@ -12,12 +12,30 @@ use std::path::{Path, PathBuf};
 
 /// The built-in drills by name, as shipped in `scenarios/drills/`.
 const BUILT_INS: &[(&str, &str)] = &[
-    ("leader-loss", include_str!("../../../scenarios/drills/leader-loss.toml")),
-    ("two-of-five", include_str!("../../../scenarios/drills/two-of-five.toml")),
-    ("dr-failover", include_str!("../../../scenarios/drills/dr-failover.toml")),
-    ("dr-failover-batch", include_str!("../../../scenarios/drills/dr-failover-batch.toml")),
-    ("failback", include_str!("../../../scenarios/drills/failback.toml")),
-    ("snapshot-restore", include_str!("../../../scenarios/drills/snapshot-restore.toml")),
+    (
+        "leader-loss",
+        include_str!("../../../scenarios/drills/leader-loss.toml"),
+    ),
+    (
+        "two-of-five",
+        include_str!("../../../scenarios/drills/two-of-five.toml"),
+    ),
+    (
+        "dr-failover",
+        include_str!("../../../scenarios/drills/dr-failover.toml"),
+    ),
+    (
+        "dr-failover-batch",
+        include_str!("../../../scenarios/drills/dr-failover-batch.toml"),
+    ),
+    (
+        "failback",
+        include_str!("../../../scenarios/drills/failback.toml"),
+    ),
+    (
+        "snapshot-restore",
+        include_str!("../../../scenarios/drills/snapshot-restore.toml"),
+    ),
 ];
 
 /// Why a runbook could not be loaded.
