@@ -137,10 +137,16 @@ impl NodeClient {
     /// A client for `api_addr` (e.g. `http://127.0.0.1:8200`); never uses a proxy, so
     /// requests go straight to the node.
     pub fn new(api_addr: &str) -> Result<NodeClient, ApiError> {
+        NodeClient::with_timeout(api_addr, Duration::from_secs(10))
+    }
+
+    /// A client whose requests give up after `timeout` (the canary wants to notice a dead
+    /// node within a second, not ten).
+    pub fn with_timeout(api_addr: &str, timeout: Duration) -> Result<NodeClient, ApiError> {
         let http = Client::builder()
             .no_proxy()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
+            .connect_timeout(timeout.min(Duration::from_secs(2)))
+            .timeout(timeout)
             .build()
             .map_err(ApiError::Client)?;
         Ok(NodeClient {
@@ -191,6 +197,40 @@ impl NodeClient {
             .cloned()
             .ok_or_else(|| self.decode(path, "no data.config.servers".to_owned()))?;
         serde_json::from_value(servers).map_err(|e| self.decode(path, e.to_string()))
+    }
+
+    /// `GET /v1/sys/replication/dr/status` (unauthenticated): its `data`.
+    pub fn dr_status(&self) -> Result<Value, ApiError> {
+        let body: Value = self.call("GET", "/v1/sys/replication/dr/status", None, None)?;
+        Ok(body.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Any request: the status code and the body as JSON (`null` when empty or not JSON).
+    /// Only transport failures are errors, so callers decide what a status means.
+    pub fn request(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Result<(u16, Value), ApiError> {
+        let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
+        let mut request = match method {
+            "PUT" => self.http.put(url),
+            "POST" => self.http.post(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.get(url),
+        };
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token);
+        }
+        let response = request.send().map_err(|source| self.unreachable(source))?;
+        let status = response.status().as_u16();
+        let text = response.text().map_err(|source| self.unreachable(source))?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
     fn call<T: DeserializeOwned>(

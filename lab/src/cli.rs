@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::provider::ProviderKind;
 use crate::render::{RenderError, Renderer};
+use crate::runbook::{Runbook, RunbookError};
 use crate::state::LabHome;
 use crate::topology::{Topology, TopologyError};
 
@@ -21,6 +22,9 @@ pub enum CliError {
     /// `--templates` is unusable.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// The drill names no built-in or a bad runbook.
+    #[error(transparent)]
+    Runbook(#[from] RunbookError),
     /// The current directory is needed for a relative lab home and is unavailable.
     #[error("cannot determine the current directory: {0}")]
     CurrentDir(std::io::Error),
@@ -117,6 +121,24 @@ pub enum RawCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Run a failover drill: bring up its topology, run its steps, report, tear down.
+    Drill {
+        /// A built-in drill (leader-loss, two-of-five, dr-failover, dr-failover-batch,
+        /// failback, snapshot-restore) or a runbook TOML file.
+        drill: String,
+        /// Write journal.json, report.md and report.html here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Run the drill N times (a fresh lab each time) and report per-step p50/p95.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: u32,
+        /// API port of the first node.
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Directory with a node.hcl.hbs replacing the built-in template.
+        #[arg(long, env = "LAB_TEMPLATES")]
+        templates: Option<PathBuf>,
+    },
     /// Stop every node and remove data (logs are kept); idempotent.
     Down {
         /// Also delete the whole lab home, logs included.
@@ -211,6 +233,19 @@ pub enum Command {
         /// Output directory.
         out: PathBuf,
     },
+    /// `lab drill`.
+    Drill {
+        /// The checked runbook.
+        runbook: Runbook,
+        /// Its topology with ports assigned.
+        topology: Topology,
+        /// The node template.
+        renderer: Renderer,
+        /// Report directory.
+        report: Option<PathBuf>,
+        /// Runs.
+        repeat: u32,
+    },
     /// `lab down`.
     Down {
         /// Delete the home too.
@@ -266,6 +301,28 @@ impl RawArgs {
             RawCommand::Shell { target } => Command::Shell { target },
             RawCommand::Logs { node, follow } => Command::Logs { node, follow },
             RawCommand::Fault { action } => Command::Fault(action),
+            RawCommand::Drill {
+                drill,
+                report,
+                repeat,
+                base_port,
+                templates,
+            } => {
+                let runbook = Runbook::load(&drill)?;
+                let (topology, renderer) = RenderArgs {
+                    topology: runbook.topology.clone(),
+                    base_port,
+                    templates,
+                }
+                .resolve()?;
+                Command::Drill {
+                    runbook,
+                    topology,
+                    renderer,
+                    report,
+                    repeat,
+                }
+            }
             RawCommand::Down { purge } => Command::Down { purge },
         };
         Ok(Settings {

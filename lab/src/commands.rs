@@ -8,6 +8,8 @@ use crate::bringup::Bringup;
 use crate::cli::{Command, FaultAction, Settings};
 use crate::provider::{self, LocalProvider, Provider, ProviderKind};
 use crate::render::Renderer;
+use crate::report;
+use crate::runbook::{Engine, Runbook};
 use crate::state::{ClusterState, LabHome, Phase, State, StateError, Target};
 use crate::status::{self, LabStatus};
 use crate::topology::{SealKind, Topology};
@@ -38,6 +40,13 @@ pub fn run(settings: Settings) -> Result<u8, LabError> {
             renderer,
             out,
         } => render(home, &topology, &renderer, &out),
+        Command::Drill {
+            runbook,
+            topology,
+            renderer,
+            report,
+            repeat,
+        } => drill(home, &runbook, &topology, &renderer, report.as_deref(), repeat),
         Command::Down { purge } => down(home, purge),
     }
 }
@@ -55,6 +64,31 @@ fn up(
     endpoint: &str,
     json: bool,
 ) -> Result<u8, LabError> {
+    let (state, provider) = start_lab(home, topology, renderer, kind)?;
+    let status = status::collect(&state, home, provider.host());
+    if json {
+        println!("{}", to_json(&status)?);
+    } else {
+        print!("{}", status.table());
+        for cluster in &state.clusters {
+            println!(
+                "credentials for {}: {} (lab creds {0})",
+                cluster.name,
+                home.creds_path(&cluster.name).display()
+            );
+        }
+        println!("use it: eval \"$(lab env)\"  or  lab shell");
+    }
+    Ok(0)
+}
+
+/// Plans, renders, starts and brings up a lab; on failure removes what it started.
+fn start_lab(
+    home: &LabHome,
+    topology: &Topology,
+    renderer: &Renderer,
+    kind: ProviderKind,
+) -> Result<(State, Box<dyn Provider>), LabError> {
     if let Some(existing) = home.load()? {
         return Err(LabError::AlreadyUp {
             home: home.root().to_owned(),
@@ -122,21 +156,61 @@ fn up(
             home: home.root().to_owned(),
         });
     }
-    let status = status::collect(&state, home, provider.host());
-    if json {
-        println!("{}", to_json(&status)?);
-    } else {
-        print!("{}", status.table());
-        for cluster in &state.clusters {
-            println!(
-                "credentials for {}: {} (lab creds {0})",
-                cluster.name,
-                home.creds_path(&cluster.name).display()
-            );
+    Ok((state, provider))
+}
+
+/// Runs a drill `repeat` times, each on a fresh lab that is removed afterwards (logs
+/// kept); exit code 0 when every run passed.
+fn drill(
+    home: &LabHome,
+    runbook: &Runbook,
+    topology: &Topology,
+    renderer: &Renderer,
+    report: Option<&Path>,
+    repeat: u32,
+) -> Result<u8, LabError> {
+    let mut reports = Vec::new();
+    for run in 1..=repeat as usize {
+        progress(&format!(
+            "drill {} run {run}/{repeat}: bringing up {}",
+            runbook.name, topology.name
+        ));
+        let (state, provider) = start_lab(home, topology, renderer, ProviderKind::Local)?;
+        let outcome = Engine::new(home, state, provider.as_ref(), true)
+            .map(|engine| engine.run(runbook, run))
+            .map_err(|source| LabError::Io {
+                path: std::env::temp_dir(),
+                source,
+            });
+        let state = home.load()?;
+        for line in provider.teardown(home, state.as_ref())? {
+            progress(&line);
         }
-        println!("use it: eval \"$(lab env)\"  or  lab shell");
+        home.remove_runtime()?;
+        let result = outcome?;
+        print!("{}", report::terminal_summary(&result));
+        if let Some(dir) = report {
+            let dir = if repeat > 1 {
+                dir.join(format!("run-{run}"))
+            } else {
+                dir.to_owned()
+            };
+            for path in report::write(&dir, &result)? {
+                println!("  wrote {}", path.display());
+            }
+        }
+        reports.push(result);
     }
-    Ok(0)
+    if repeat > 1 {
+        let aggregate = report::aggregate(&reports);
+        print!("{}", aggregate.table());
+        if let Some(dir) = report {
+            for path in report::write_aggregate(dir, &aggregate)? {
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(if reports.iter().all(|r| r.passed) { 0 } else { 1 })
 }
 
 /// Uploads each rendered config and creates each data directory on the node's host.

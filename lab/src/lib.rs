@@ -5,14 +5,19 @@
 //! command), [`bringup`] (init/unseal/join), [`status`], [`provider`] (where machines come
 //! from), [`host`] (how processes run on them), [`render`] (HCL templates),
 //! [`topology`] (lab shapes), [`state`] (`.lab/`), [`api`] (the Vault HTTP endpoints).
+//! Drills: [`runbook`] (format and step engine), [`canary`] (the writer measuring RTO and
+//! RPO), [`report`] (journal, summary, Markdown and HTML).
 
 pub mod api;
 pub mod bringup;
+pub mod canary;
 pub mod cli;
 pub mod commands;
 pub mod host;
 pub mod provider;
 pub mod render;
+pub mod report;
+pub mod runbook;
 pub mod state;
 pub mod status;
 pub mod topology;
@@ -41,6 +46,9 @@ pub enum LabError {
     /// Bring-up of a node (also `fault start`).
     #[error(transparent)]
     Bringup(#[from] bringup::BringupError),
+    /// Writing a drill report.
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
     /// `lab up` while a lab exists.
     #[error("a lab ({topology}) already exists in {}; use it, or remove it with `lab down`", home.display())]
     AlreadyUp {
