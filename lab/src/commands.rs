@@ -64,7 +64,7 @@ fn up(
     endpoint: &str,
     json: bool,
 ) -> Result<u8, LabError> {
-    let (state, provider) = start_lab(home, topology, renderer, kind)?;
+    let (state, provider) = start_lab(home, topology, renderer, kind, endpoint)?;
     let status = status::collect(&state, home, provider.host());
     if json {
         println!("{}", to_json(&status)?);
@@ -88,6 +88,7 @@ fn start_lab(
     topology: &Topology,
     renderer: &Renderer,
     kind: ProviderKind,
+    endpoint: &str,
 ) -> Result<(State, Box<dyn Provider>), LabError> {
     if let Some(existing) = home.load()? {
         return Err(LabError::AlreadyUp {
@@ -175,7 +176,7 @@ fn drill(
             "drill {} run {run}/{repeat}: bringing up {}",
             runbook.name, topology.name
         ));
-        let (state, provider) = start_lab(home, topology, renderer, ProviderKind::Local)?;
+        let (state, provider) = start_lab(home, topology, renderer, ProviderKind::Local, "")?;
         let outcome = Engine::new(home, state, provider.as_ref(), true)
             .map(|engine| engine.run(runbook, run))
             .map_err(|source| LabError::Io {
