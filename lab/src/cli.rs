@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::practice::PracticeAction;
 use crate::provider::ProviderKind;
 use crate::render::{RenderError, Renderer};
 use crate::state::LabHome;
@@ -114,6 +115,12 @@ pub enum RawCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Exam-style exercises: list, start NAME, check, hint, reset, solution.
+    Practice {
+        /// The practice command.
+        #[command(subcommand)]
+        action: PracticeAction,
+    },
     /// Stop every node and remove data (logs are kept); idempotent.
     Down {
         /// Also delete the whole lab home, logs included.
@@ -206,6 +213,8 @@ pub enum Command {
         /// Output directory.
         out: PathBuf,
     },
+    /// `lab practice`.
+    Practice(PracticeAction),
     /// `lab down`.
     Down {
         /// Delete the home too.
@@ -259,6 +268,7 @@ impl RawArgs {
             RawCommand::Shell { target } => Command::Shell { target },
             RawCommand::Logs { node, follow } => Command::Logs { node, follow },
             RawCommand::Fault { action } => Command::Fault(action),
+            RawCommand::Practice { action } => Command::Practice(action),
             RawCommand::Down { purge } => Command::Down { purge },
         };
         Ok(Settings {

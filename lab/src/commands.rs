@@ -37,6 +37,7 @@ pub fn run(settings: Settings) -> Result<u8, LabError> {
             renderer,
             out,
         } => render(home, &topology, &renderer, &out),
+        Command::Practice(action) => crate::practice::run(home, action),
         Command::Down { purge } => down(home, purge),
     }
 }
@@ -46,7 +47,7 @@ fn progress(line: &str) {
     eprintln!("==> {line}");
 }
 
-fn up(
+pub(crate) fn up(
     home: &LabHome,
     topology: &Topology,
     renderer: &Renderer,
@@ -372,7 +373,7 @@ fn render(home: &LabHome, topology: &Topology, renderer: &Renderer, out: &Path) 
     Ok(0)
 }
 
-fn down(home: &LabHome, purge: bool) -> Result<u8, LabError> {
+pub(crate) fn down(home: &LabHome, purge: bool) -> Result<u8, LabError> {
     let state = match home.load() {
         Ok(state) => state,
         Err(StateError::Corrupt { path, .. }) => {

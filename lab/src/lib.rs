@@ -11,6 +11,7 @@ pub mod bringup;
 pub mod cli;
 pub mod commands;
 pub mod host;
+pub mod practice;
 pub mod provider;
 pub mod render;
 pub mod state;
@@ -38,6 +39,9 @@ pub enum LabError {
     /// Lab state.
     #[error(transparent)]
     State(#[from] state::StateError),
+    /// `lab practice`.
+    #[error(transparent)]
+    Practice(#[from] practice::PracticeError),
     /// Bring-up of a node (also `fault start`).
     #[error(transparent)]
     Bringup(#[from] bringup::BringupError),
