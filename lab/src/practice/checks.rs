@@ -25,7 +25,11 @@ pub fn grade(ctx: &Context<'_>, checks: &[Check]) -> Vec<Outcome> {
     checks
         .iter()
         .map(|check| {
-            let (passed, detail) = match check.kind().map_err(PracticeError::Check).and_then(|k| run(ctx, k)) {
+            let (passed, detail) = match check
+                .kind()
+                .map_err(PracticeError::Check)
+                .and_then(|k| run(ctx, k))
+            {
                 Ok(result) => result,
                 Err(e) => (false, e.to_string()),
             };
@@ -47,7 +51,8 @@ fn run(ctx: &Context<'_>, kind: CheckKind<'_>) -> Result<(bool, String), Practic
                 let Target::Node(c, n) = ctx.state.resolve(Some(name))? else {
                     return Err(PracticeError::Check(format!("{name} is a cluster, not a node")));
                 };
-                let health = NodeClient::new(&ctx.state.clusters[c].nodes[n].api_addr).and_then(|c| c.health());
+                let health =
+                    NodeClient::new(&ctx.state.clusters[c].nodes[n].api_addr).and_then(|c| c.health());
                 match health {
                     Ok(h) if h.is_unsealed_member() => {}
                     Ok(h) => sealed.push(format!("{name} (health {})", h.status)),
@@ -118,7 +123,9 @@ fn read(ctx: &Context<'_>, check: &Read) -> Result<(bool, String), PracticeError
     }
     if let Some(item) = &check.contains {
         let item = ctx.render(item)?;
-        let found = value.as_array().is_some_and(|a| a.iter().any(|v| scalar(v) == item));
+        let found = value
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| scalar(v) == item));
         if !found {
             return Ok((false, format!("{shown}, expected it to hold {item}")));
         }
@@ -143,14 +150,20 @@ fn role_token(ctx: &Context<'_>, check: &RoleToken) -> Result<(bool, String), Pr
     let root = Vault::active(ctx, check.at.as_deref())?;
     let created = root.put(&format!("auth/token/create/{}", check.role), json!({}))?;
     let Some(token) = created.pointer("/auth/client_token").and_then(Value::as_str) else {
-        return Ok((false, format!("auth/token/create/{} returned no token", check.role)));
+        return Ok((
+            false,
+            format!("auth/token/create/{} returned no token", check.role),
+        ));
     };
     let own = root.with_token(token);
     let lookup = own.get("auth/token/lookup-self")?;
     let token_type = lookup.pointer("/data/type").map(scalar).unwrap_or_default();
     let caps = own.put("sys/capabilities-self", json!({ "paths": [check.path] }))?;
     let granted: Vec<String> = caps
-        .pointer(&format!("/data/{}", check.path.replace('~', "~0").replace('/', "~1")))
+        .pointer(&format!(
+            "/data/{}",
+            check.path.replace('~', "~0").replace('/', "~1")
+        ))
         .or_else(|| caps.pointer("/data/capabilities"))
         .and_then(Value::as_array)
         .map(|a| a.iter().map(scalar).collect())

@@ -11,17 +11,50 @@ use crate::topology::Topology;
 
 /// The built-in exercises by name, as shipped in `scenarios/practice/`, in course order.
 const BUILT_INS: &[(&str, &str)] = &[
-    ("retry-join-unseal", include_str!("../../../scenarios/practice/retry-join-unseal.toml")),
-    ("manual-join", include_str!("../../../scenarios/practice/manual-join.toml")),
-    ("find-leader", include_str!("../../../scenarios/practice/find-leader.toml")),
-    ("remove-failed-peer", include_str!("../../../scenarios/practice/remove-failed-peer.toml")),
-    ("snapshot-restore", include_str!("../../../scenarios/practice/snapshot-restore.toml")),
-    ("awskms-auto-unseal", include_str!("../../../scenarios/practice/awskms-auto-unseal.toml")),
-    ("dr-enable", include_str!("../../../scenarios/practice/dr-enable.toml")),
-    ("dr-status", include_str!("../../../scenarios/practice/dr-status.toml")),
-    ("dr-operation-token", include_str!("../../../scenarios/practice/dr-operation-token.toml")),
-    ("dr-promote", include_str!("../../../scenarios/practice/dr-promote.toml")),
-    ("dr-batch-token", include_str!("../../../scenarios/practice/dr-batch-token.toml")),
+    (
+        "retry-join-unseal",
+        include_str!("../../../scenarios/practice/retry-join-unseal.toml"),
+    ),
+    (
+        "manual-join",
+        include_str!("../../../scenarios/practice/manual-join.toml"),
+    ),
+    (
+        "find-leader",
+        include_str!("../../../scenarios/practice/find-leader.toml"),
+    ),
+    (
+        "remove-failed-peer",
+        include_str!("../../../scenarios/practice/remove-failed-peer.toml"),
+    ),
+    (
+        "snapshot-restore",
+        include_str!("../../../scenarios/practice/snapshot-restore.toml"),
+    ),
+    (
+        "awskms-auto-unseal",
+        include_str!("../../../scenarios/practice/awskms-auto-unseal.toml"),
+    ),
+    (
+        "dr-enable",
+        include_str!("../../../scenarios/practice/dr-enable.toml"),
+    ),
+    (
+        "dr-status",
+        include_str!("../../../scenarios/practice/dr-status.toml"),
+    ),
+    (
+        "dr-operation-token",
+        include_str!("../../../scenarios/practice/dr-operation-token.toml"),
+    ),
+    (
+        "dr-promote",
+        include_str!("../../../scenarios/practice/dr-promote.toml"),
+    ),
+    (
+        "dr-batch-token",
+        include_str!("../../../scenarios/practice/dr-batch-token.toml"),
+    ),
 ];
 
 /// One exercise as written.
@@ -214,9 +247,12 @@ impl Exercise {
             origin: origin.to_owned(),
             message,
         };
-        let exercise: Exercise = toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        let exercise: Exercise =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
         if exercise.checks.is_empty() || exercise.solution.is_empty() || exercise.hints.is_empty() {
-            return Err(invalid("an exercise needs checks, hints and a solution".to_owned()));
+            return Err(invalid(
+                "an exercise needs checks, hints and a solution".to_owned(),
+            ));
         }
         for check in &exercise.checks {
             check.kind().map_err(&invalid)?;
@@ -239,7 +275,10 @@ impl Exercise {
             other => {
                 return Err(PracticeError::Invalid {
                     origin: origin.to_owned(),
-                    message: format!("topology must be a built-in name or a table, not {}", other.type_str()),
+                    message: format!(
+                        "topology must be a built-in name or a table, not {}",
+                        other.type_str()
+                    ),
                 })
             }
         })

@@ -36,7 +36,8 @@ impl Vault {
             Target::Node(c, n) => (c, n),
             Target::Cluster(c) => (
                 c,
-                active_node(state, c).ok_or_else(|| PracticeError::NoActiveNode(state.clusters[c].name.clone()))?,
+                active_node(state, c)
+                    .ok_or_else(|| PracticeError::NoActiveNode(state.clusters[c].name.clone()))?,
             ),
         };
         let token = ctx.home.credentials(&state.clusters[c].name)?.root_token;
@@ -88,14 +89,12 @@ impl Vault {
         } else {
             request.header("X-Vault-Token", &self.token)
         };
-        let response = request
-            .send()
-            .map_err(|source| {
-                PracticeError::Api(ApiError::Unreachable {
-                    addr: self.addr.clone(),
-                    source,
-                })
-            })?;
+        let response = request.send().map_err(|source| {
+            PracticeError::Api(ApiError::Unreachable {
+                addr: self.addr.clone(),
+                source,
+            })
+        })?;
         let status = response.status().as_u16();
         let text = response.text().unwrap_or_default();
         if !(200..300).contains(&status) {

@@ -28,7 +28,6 @@ use crate::topology::TopologyError;
 use crate::LabError;
 use exercise::Exercise;
 use session::Session;
-use template::Context;
 
 /// LocalStack's endpoint when `LABNODE_LOCALSTACK_ENDPOINT` is unset.
 const LOCALSTACK_ENDPOINT: &str = "http://127.0.0.1:4566";
@@ -157,7 +156,11 @@ fn list() -> Result<u8, LabError> {
             toml::Value::String(name) => name.clone(),
             _ => "custom".to_owned(),
         };
-        let needs = if exercise.localstack { ", needs LocalStack" } else { "" };
+        let needs = if exercise.localstack {
+            ", needs LocalStack"
+        } else {
+            ""
+        };
         println!("{name:<20} {} ({topology}{needs})", exercise.title);
     }
     println!("\nstart one with `lab practice start NAME`");
@@ -233,7 +236,13 @@ fn solution(home: &LabHome, run: bool) -> Result<u8, LabError> {
     let session = Session::load(home)?;
     let exercise = Exercise::load(&session.exercise)?;
     if run {
-        run_steps(home, &session, &exercise, &exercise.solution, script::Output::Stdout)?;
+        run_steps(
+            home,
+            &session,
+            &exercise,
+            &exercise.solution,
+            script::Output::Stdout,
+        )?;
         println!("\nsolution applied; grade it with `lab practice check`");
         return Ok(0);
     }
@@ -256,21 +265,31 @@ fn run_steps(
 ) -> Result<(), LabError> {
     let state = home.require()?;
     let ctx = session.context(home, &state);
-    let steps = steps.iter().map(|s| ctx.render(s)).collect::<Result<Vec<_>, _>>()?;
+    let steps = steps
+        .iter()
+        .map(|s| ctx.render(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let vars = vault_env(home, &state, exercise.env.as_deref())?;
     script::run(home, &state.labnode, &vars, &steps, output)?;
     Ok(())
 }
 
 /// VAULT_ADDR (a node, or a cluster's active node, else its first) and VAULT_TOKEN.
-fn vault_env(home: &LabHome, state: &State, target: Option<&str>) -> Result<Vec<(String, String)>, PracticeError> {
+fn vault_env(
+    home: &LabHome,
+    state: &State,
+    target: Option<&str>,
+) -> Result<Vec<(String, String)>, PracticeError> {
     let (c, n) = match state.resolve(target)? {
         Target::Node(c, n) => (c, n),
         Target::Cluster(c) => (c, http::active_node(state, c).unwrap_or(0)),
     };
     let token = home.credentials(&state.clusters[c].name)?.root_token;
     Ok(vec![
-        ("VAULT_ADDR".to_owned(), state.clusters[c].nodes[n].api_addr.clone()),
+        (
+            "VAULT_ADDR".to_owned(),
+            state.clusters[c].nodes[n].api_addr.clone(),
+        ),
         ("VAULT_TOKEN".to_owned(), token),
     ])
 }
@@ -315,15 +334,4 @@ fn create_kms_key(endpoint: &str) -> Result<String, PracticeError> {
 fn format_elapsed(elapsed: Duration) -> String {
     let secs = elapsed.as_secs();
     format!("{}m{:02}s", secs / 60, secs % 60)
-}
-
-/// The template context of a session against a state.
-impl Session {
-    fn context<'a>(&'a self, home: &'a LabHome, state: &'a State) -> Context<'a> {
-        Context {
-            home,
-            state,
-            vars: &self.vars,
-        }
-    }
 }

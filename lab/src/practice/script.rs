@@ -52,7 +52,9 @@ pub fn run(
         .and_then(|exe| exe.parent().map(Path::to_owned))
         .unwrap_or_default();
     let mut paths: Vec<PathBuf> = vec![bin.path().to_owned(), lab_dir];
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     let path = std::env::join_paths(paths).map_err(|e| PracticeError::Io {
         path: bin.path().to_owned(),
         source: std::io::Error::other(e),

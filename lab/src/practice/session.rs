@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::template::Context;
 use super::PracticeError;
-use crate::state::LabHome;
+use crate::state::{LabHome, State};
 
 /// The running exercise.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +65,15 @@ impl Session {
                 home: home.root().to_owned(),
             }),
             Err(source) => Err(PracticeError::Io { path, source }),
+        }
+    }
+
+    /// The placeholder context of this session against the running lab.
+    pub fn context<'a>(&'a self, home: &'a LabHome, state: &'a State) -> Context<'a> {
+        Context {
+            home,
+            state,
+            vars: &self.vars,
         }
     }
 

@@ -108,7 +108,9 @@ impl Context<'_> {
             .or_else(|| indexed("recovery_key_", &creds.recovery_keys_b64))
             .ok_or_else(|| PracticeError::Placeholder {
                 placeholder: secret.to_owned(),
-                why: format!("not a credential of cluster {cluster} (root_token, unseal_key_N, recovery_key_N)"),
+                why: format!(
+                    "not a credential of cluster {cluster} (root_token, unseal_key_N, recovery_key_N)"
+                ),
             })
     }
 }
