@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::practice::PracticeAction;
 use crate::provider::ProviderKind;
 use crate::render::{RenderError, Renderer};
 use crate::runbook::{Runbook, RunbookError};
@@ -139,6 +140,12 @@ pub enum RawCommand {
         #[arg(long, env = "LAB_TEMPLATES")]
         templates: Option<PathBuf>,
     },
+    /// Exam-style exercises: list, start NAME, check, hint, reset, solution.
+    Practice {
+        /// The practice command.
+        #[command(subcommand)]
+        action: PracticeAction,
+    },
     /// Stop every node and remove data (logs are kept); idempotent.
     Down {
         /// Also delete the whole lab home, logs included.
@@ -246,6 +253,8 @@ pub enum Command {
         /// Runs.
         repeat: u32,
     },
+    /// `lab practice`.
+    Practice(PracticeAction),
     /// `lab down`.
     Down {
         /// Delete the home too.
@@ -323,6 +332,7 @@ impl RawArgs {
                     repeat,
                 }
             }
+            RawCommand::Practice { action } => Command::Practice(action),
             RawCommand::Down { purge } => Command::Down { purge },
         };
         Ok(Settings {

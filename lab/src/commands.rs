@@ -47,6 +47,7 @@ pub fn run(settings: Settings) -> Result<u8, LabError> {
             report,
             repeat,
         } => drill(home, &runbook, &topology, &renderer, report.as_deref(), repeat),
+        Command::Practice(action) => crate::practice::run(home, action),
         Command::Down { purge } => down(home, purge),
     }
 }
@@ -56,7 +57,7 @@ fn progress(line: &str) {
     eprintln!("==> {line}");
 }
 
-fn up(
+pub(crate) fn up(
     home: &LabHome,
     topology: &Topology,
     renderer: &Renderer,
@@ -454,7 +455,7 @@ fn render(home: &LabHome, topology: &Topology, renderer: &Renderer, out: &Path) 
     Ok(0)
 }
 
-fn down(home: &LabHome, purge: bool) -> Result<u8, LabError> {
+pub(crate) fn down(home: &LabHome, purge: bool) -> Result<u8, LabError> {
     let state = match home.load() {
         Ok(state) => state,
         Err(StateError::Corrupt { path, .. }) => {

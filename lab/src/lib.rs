@@ -14,6 +14,7 @@ pub mod canary;
 pub mod cli;
 pub mod commands;
 pub mod host;
+pub mod practice;
 pub mod provider;
 pub mod render;
 pub mod report;
@@ -43,6 +44,9 @@ pub enum LabError {
     /// Lab state.
     #[error(transparent)]
     State(#[from] state::StateError),
+    /// `lab practice`.
+    #[error(transparent)]
+    Practice(#[from] practice::PracticeError),
     /// Bring-up of a node (also `fault start`).
     #[error(transparent)]
     Bringup(#[from] bringup::BringupError),

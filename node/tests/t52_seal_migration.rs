@@ -36,7 +36,12 @@ async fn unseal_migrate(server: &Server, keys: &[String]) -> Value {
     let mut last = Value::Null;
     for key in keys {
         let r = server
-            .request("PUT", "sys/unseal", None, Some(json!({ "key": key, "migrate": true })))
+            .request(
+                "PUT",
+                "sys/unseal",
+                None,
+                Some(json!({ "key": key, "migrate": true })),
+            )
             .await;
         assert_eq!(r.status, 200, "unseal -migrate: {r:?}\n{}", server.log());
         last = r.body;
@@ -64,11 +69,21 @@ async fn shamir_to_awskms_and_back_keeps_the_data() {
     let (keys, root) = server.init(3, 2).await;
     server.unseal(&keys).await;
     let r = server
-        .request("POST", "sys/mounts/secret", Some(&root), Some(json!({"type": "kv", "options": {"version": "2"}})))
+        .request(
+            "POST",
+            "sys/mounts/secret",
+            Some(&root),
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
         .await;
     assert_eq!(r.status, 204, "{r:?}");
     let r = server
-        .request("PUT", "secret/data/keep", Some(&root), Some(json!({"data": {"v": "kept"}})))
+        .request(
+            "PUT",
+            "secret/data/keep",
+            Some(&root),
+            Some(json!({"data": {"v": "kept"}})),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     server.kill();
@@ -77,16 +92,32 @@ async fn shamir_to_awskms_and_back_keeps_the_data() {
     configure(&dir, &base, Some(awskms(&key_id, &endpoint, false)));
     let server = dir.start().await;
     let status = seal_status(&server).await;
-    assert_eq!((status["migration"].clone(), status["sealed"].clone()), (json!(true), json!(true)), "{status}");
-    let r = server.request("PUT", "sys/unseal", None, Some(json!({ "key": keys[0] }))).await;
+    assert_eq!(
+        (status["migration"].clone(), status["sealed"].clone()),
+        (json!(true), json!(true)),
+        "{status}"
+    );
+    let r = server
+        .request("PUT", "sys/unseal", None, Some(json!({ "key": keys[0] })))
+        .await;
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(r.body["errors"][0].as_str().unwrap().contains("seal migration pending"), "{r:?}");
+    assert!(
+        r.body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("seal migration pending"),
+        "{r:?}"
+    );
     let done = unseal_migrate(&server, &keys[..2]).await;
     assert_eq!(done["sealed"], json!(false), "{done}");
     let status = seal_status(&server).await;
     assert_eq!(status["type"], json!("awskms"), "{status}");
     assert_eq!(status["recovery_seal"], json!(true), "{status}");
-    assert_eq!((status["t"].clone(), status["n"].clone()), (json!(2), json!(3)), "{status}");
+    assert_eq!(
+        (status["t"].clone(), status["n"].clone()),
+        (json!(2), json!(3)),
+        "{status}"
+    );
     assert_eq!(status["migration"], json!(false), "{status}");
     server.wait_active().await;
     assert_eq!(read_secret(&server, &root).await, json!("kept"));
@@ -103,7 +134,11 @@ async fn shamir_to_awskms_and_back_keeps_the_data() {
     configure(&dir, &base, Some(awskms(&key_id, &endpoint, true)));
     let server = dir.start().await;
     let status = seal_status(&server).await;
-    assert_eq!((status["migration"].clone(), status["sealed"].clone()), (json!(true), json!(true)), "{status}");
+    assert_eq!(
+        (status["migration"].clone(), status["sealed"].clone()),
+        (json!(true), json!(true)),
+        "{status}"
+    );
     let done = unseal_migrate(&server, &keys[1..]).await;
     assert_eq!(done["sealed"], json!(false), "{done}");
     assert_eq!(seal_status(&server).await["type"], json!("shamir"));
@@ -115,7 +150,11 @@ async fn shamir_to_awskms_and_back_keeps_the_data() {
     configure(&dir, &base, None);
     let server = dir.start().await;
     let status = seal_status(&server).await;
-    assert_eq!((status["type"].clone(), status["sealed"].clone()), (json!("shamir"), json!(true)), "{status}");
+    assert_eq!(
+        (status["type"].clone(), status["sealed"].clone()),
+        (json!("shamir"), json!(true)),
+        "{status}"
+    );
     server.unseal(&[keys[0].clone(), keys[2].clone()]).await;
     assert_eq!(read_secret(&server, &root).await, json!("kept"));
 }
