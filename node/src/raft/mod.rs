@@ -1,7 +1,7 @@
 //! Integrated Storage: openraft over a redb log store and state machine.
 //!
 //! One redb file per node holds the Raft log, vote, commit index and the replicated
-//! key/value data. [`RaftStore`] implements [`crate::storage::Physical`]: reads come from the
+//! key/value data; the current snapshot is a file beside it. [`RaftStore`] implements [`crate::storage::Physical`]: reads come from the
 //! local state machine, writes go through consensus. Peers talk over the cluster port using
 //! [`RaftStore::cluster_router`].
 
@@ -10,6 +10,7 @@ mod error;
 mod log_store;
 mod network;
 mod node;
+mod snapshot_file;
 mod state_machine;
 mod types;
 

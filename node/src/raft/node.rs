@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::error::RaftError;
 use super::log_store::{self, LogStore};
 use super::network::{self, NetworkFactory};
+use super::snapshot_file::SnapshotFile;
 use super::state_machine::{self, Membership, StateMachine};
 use super::types::{node_id_for, NodeId, NodeInfo, Raft, Request};
 use super::{RaftMember, RaftOptions, RaftStatus};
@@ -80,6 +81,7 @@ pub struct RaftStore {
     opts: RaftOptions,
     id: NodeId,
     db: Arc<Database>,
+    snapshots: Arc<SnapshotFile>,
     /// Last committed index + 1 (0 = none), maintained by the log store.
     committed: Arc<AtomicU64>,
     /// Serializes `start`, `stop` and `bootstrap`.
@@ -97,11 +99,13 @@ impl RaftStore {
             return Err(RaftError::InvalidOptions("node_id must not be empty".into()));
         }
         let path = opts.path.clone();
-        let (db, committed) = tokio::task::spawn_blocking(move || {
+        let (db, snapshots, committed) = tokio::task::spawn_blocking(move || {
             let db = super::db::open_database(&path)?;
+            let snapshots = SnapshotFile::open(&path)?;
+            state_machine::recover(&db, &snapshots)?;
             state_machine::replay_committed(&db)?;
             let committed = log_store::stored_committed(&db)?;
-            Ok::<_, RaftError>((db, committed))
+            Ok::<_, RaftError>((db, Arc::new(snapshots), committed))
         })
         .await
         .map_err(|e| RaftError::Database(format!("open task failed: {e}")))??;
@@ -109,6 +113,7 @@ impl RaftStore {
             id: node_id_for(&opts.node_id),
             opts,
             db,
+            snapshots,
             committed: Arc::new(AtomicU64::new(committed.map_or(0, |c| c.index + 1))),
             lifecycle: Mutex::new(()),
             running: RwLock::new(None),
@@ -193,7 +198,7 @@ impl RaftStore {
             Arc::new(self.raft_config()?),
             NetworkFactory::new(client),
             LogStore::new(self.db.clone(), self.committed.clone()),
-            StateMachine::new(self.db.clone()),
+            StateMachine::new(self.db.clone(), self.snapshots.clone()),
         )
         .await
         .map_err(|e| RaftError::Consensus(e.to_string()))?;
@@ -230,6 +235,12 @@ impl RaftStore {
     #[cfg(test)]
     pub(crate) fn db_handle(&self) -> Arc<Database> {
         self.db.clone()
+    }
+
+    /// The snapshot file, for tests that inspect it directly.
+    #[cfg(test)]
+    pub(crate) fn snapshot_file(&self) -> Arc<SnapshotFile> {
+        self.snapshots.clone()
     }
 
     /// The running openraft instance, if consensus is started.
