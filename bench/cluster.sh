@@ -192,7 +192,7 @@ bench_cluster() {
   t0=$(now_ms)
   kill -KILL "${NODE_PID[$victim]}"
   wait "${NODE_PID[$victim]}" 2>/dev/null || true
-  for ((i = 0; i < 1200 && -z $winner; i++)); do # <= 60 s (each probe <= 1 s, usually ~ms)
+  for ((i = 0; i < 1200; i++)); do # <= 60 s (each probe <= 1 s, usually ~ms)
     for n in 1 2 3; do
       [[ $kind$n == "$victim" ]] && continue
       code=$(curl -s -m 1 -o /dev/null -w '%{http_code}' -X POST -H "X-Vault-Token: $token" \
@@ -200,7 +200,8 @@ bench_cluster() {
         "${NODE_ADDR[$kind$n]}/v1/secret/data/bench/failover" || true)
       [[ $code == 200 || $code == 204 ]] && { winner=$kind$n; break; }
     done
-    [[ -n $winner ]] || sleep 0.05
+    [[ -n $winner ]] && break
+    sleep 0.05
   done
   [[ -n $winner ]] || bench_die "$kind: no write succeeded within 60 s of killing $victim"
   R[$kind,failover]=$(($(now_ms) - t0))

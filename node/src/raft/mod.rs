@@ -44,7 +44,7 @@ pub struct RaftOptions {
     pub snapshot_threshold: u64,
     /// Entries kept in the log behind a snapshot so slow followers avoid a full snapshot.
     pub trailing_logs: u64,
-    /// Scales heartbeat and election timeouts (1 = fastest, 0 = default of 2).
+    /// Scales heartbeat and election timeouts (1 = fastest, 0 = the default, currently 1).
     pub performance_multiplier: u64,
     /// The mutually authenticated client for peers' cluster ports.
     pub transport: Arc<ClusterTransport>,

@@ -25,6 +25,13 @@ use crate::storage::{Physical, StorageError, WriteOp};
 const MAX_BATCHES_PER_ENTRY: usize = 512;
 /// Queued `write` calls before callers wait for room.
 const WRITE_QUEUE: usize = 4096;
+/// Timing scale when the config leaves `performance_multiplier` at 0: 50 ms heartbeat,
+/// 250-500 ms election timeout. Chosen for leader failover of about a tenth of OpenBao's:
+/// on a loaded 2-core machine (load average ~10, 3 nodes + wrk) kill -9 of the leader to the
+/// first successful write measured ~1.0 s with 1 against ~2.0 s with 2 (OpenBao ~11.4 s), and
+/// 1 caused no extra elections (term unchanged) through 60 s of c=16/64 load
+/// (`bench/cluster.sh`, docs/benchmarks.md). Raise it for slow disks or WAN links.
+const DEFAULT_PERFORMANCE_MULTIPLIER: u64 = 1;
 /// How long `bootstrap` waits for the new single-voter cluster to elect this node.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -165,7 +172,7 @@ impl RaftStore {
 
     fn raft_config(&self) -> Result<Config, RaftError> {
         let multiplier = match self.opts.performance_multiplier {
-            0 => 2,
+            0 => DEFAULT_PERFORMANCE_MULTIPLIER,
             m => m,
         };
         let config = Config {
