@@ -53,11 +53,8 @@ impl Core {
             return Ok(false);
         };
         if !config.is_auto() {
-            return Err(CoreError::invalid(format!(
-                "storage was initialized with the {} seal but the config has seal \"awskms\"; \
-                 migrate with `vault operator unseal -migrate` (not supported by this build yet)",
-                config.seal_type
-            )));
+            // A seal migration is pending: it waits for `unseal -migrate`.
+            return Ok(false);
         }
         let key = self.kms_unseal_key().await?;
         self.open_barrier(key).await?;

@@ -20,7 +20,8 @@ pub(crate) const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_
 pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_log_meta");
 /// The replicated key/value data (the Vault physical store).
 pub(crate) const SM_DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_data");
-/// State machine records: last applied, last membership, current snapshot meta and blob.
+/// State machine records: last applied and last membership. Small values only: every apply
+/// rewrites `last_applied` here, and redb copies whatever shares its pages.
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 
 pub(crate) const KEY_VOTE: &str = "vote";
@@ -28,13 +29,22 @@ pub(crate) const KEY_COMMITTED: &str = "committed";
 pub(crate) const KEY_LAST_PURGED: &str = "last_purged";
 pub(crate) const KEY_LAST_APPLIED: &str = "last_applied";
 pub(crate) const KEY_MEMBERSHIP: &str = "last_membership";
-pub(crate) const KEY_SNAPSHOT_META: &str = "snapshot_meta";
-pub(crate) const KEY_SNAPSHOT_DATA: &str = "snapshot_data";
+/// Where builds before the snapshot file kept the snapshot; moved out at open.
+pub(crate) const LEGACY_SNAPSHOT_META: &str = "snapshot_meta";
+/// See [`LEGACY_SNAPSHOT_META`].
+pub(crate) const LEGACY_SNAPSHOT_DATA: &str = "snapshot_data";
+
+/// redb's page cache. Bounded because redb's default grows RSS about 1 MiB per MiB of file;
+/// reads hit the OS page cache past this, and 64 MiB holds the hot B-tree pages of a few
+/// hundred thousand keys.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Opens (creating if needed) the database file and every table, so readers never miss one.
 pub(crate) fn open_database(dir: &Path) -> Result<Arc<Database>, RaftError> {
     std::fs::create_dir_all(dir)?;
-    let db = Database::create(dir.join("raft.redb"))?;
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(dir.join("raft.redb"))?;
     let txn = db.begin_write()?;
     txn.open_table(LOGS)?;
     txn.open_table(LOG_META)?;

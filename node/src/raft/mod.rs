@@ -1,7 +1,7 @@
 //! Integrated Storage: openraft over a redb log store and state machine.
 //!
 //! One redb file per node holds the Raft log, vote, commit index and the replicated
-//! key/value data. [`RaftStore`] implements [`crate::storage::Physical`]: reads come from the
+//! key/value data; the current snapshot is a file beside it. [`RaftStore`] implements [`crate::storage::Physical`]: reads come from the
 //! local state machine, writes go through consensus. Peers talk over the cluster port using
 //! [`RaftStore::cluster_router`].
 
@@ -10,6 +10,7 @@ mod error;
 mod log_store;
 mod network;
 mod node;
+mod snapshot_file;
 mod state_machine;
 mod types;
 
@@ -43,7 +44,7 @@ pub struct RaftOptions {
     pub snapshot_threshold: u64,
     /// Entries kept in the log behind a snapshot so slow followers avoid a full snapshot.
     pub trailing_logs: u64,
-    /// Scales heartbeat and election timeouts (1 = fastest, 0 = default of 2).
+    /// Scales heartbeat and election timeouts (1 = fastest, 0 = the default, currently 1).
     pub performance_multiplier: u64,
     /// The mutually authenticated client for peers' cluster ports.
     pub transport: Arc<ClusterTransport>,

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::error::RaftError;
 use super::log_store::{self, LogStore};
 use super::network::{self, NetworkFactory};
+use super::snapshot_file::SnapshotFile;
 use super::state_machine::{self, Membership, StateMachine};
 use super::types::{node_id_for, NodeId, NodeInfo, Raft, Request};
 use super::{RaftMember, RaftOptions, RaftStatus};
@@ -28,6 +29,13 @@ const WRITE_QUEUE: usize = 4096;
 /// followers must answer with an error, never hang (the write may still commit later
 /// if the partition heals, as with any timed-out request).
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timing scale when the config leaves `performance_multiplier` at 0: 50 ms heartbeat,
+/// 250-500 ms election timeout. Chosen for leader failover of about a tenth of OpenBao's:
+/// on a loaded 2-core machine (load average ~10, 3 nodes + wrk) kill -9 of the leader to the
+/// first successful write measured ~1.0 s with 1 against ~2.0 s with 2 (OpenBao ~11.4 s), and
+/// 1 caused no extra elections (term unchanged) through 60 s of c=16/64 load
+/// (`bench/cluster.sh`, docs/benchmarks.md). Raise it for slow disks or WAN links.
+const DEFAULT_PERFORMANCE_MULTIPLIER: u64 = 1;
 /// How long `bootstrap` waits for the new single-voter cluster to elect this node.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -89,6 +97,7 @@ pub struct RaftStore {
     opts: RaftOptions,
     id: NodeId,
     db: Arc<Database>,
+    snapshots: Arc<SnapshotFile>,
     /// Last committed index + 1 (0 = none), maintained by the log store.
     committed: Arc<AtomicU64>,
     /// Serializes `start`, `stop` and `bootstrap`.
@@ -108,11 +117,15 @@ impl RaftStore {
             return Err(RaftError::InvalidOptions("node_id must not be empty".into()));
         }
         let path = opts.path.clone();
-        let (db, committed) = tokio::task::spawn_blocking(move || {
+        let me = node_id_for(&opts.node_id);
+        let (db, snapshots, committed) = tokio::task::spawn_blocking(move || {
             let db = super::db::open_database(&path)?;
+            let snapshots = SnapshotFile::open(&path)?;
+            state_machine::recover(&db, &snapshots)?;
             state_machine::replay_committed(&db)?;
+            state_machine::replay_sole_voter(&db, me)?;
             let committed = log_store::stored_committed(&db)?;
-            Ok::<_, RaftError>((db, committed))
+            Ok::<_, RaftError>((db, Arc::new(snapshots), committed))
         })
         .await
         .map_err(|e| RaftError::Database(format!("open task failed: {e}")))??;
@@ -121,6 +134,7 @@ impl RaftStore {
             id: node_id_for(&opts.node_id),
             opts,
             db,
+            snapshots,
             committed: Arc::new(AtomicU64::new(committed.map_or(0, |c| c.index + 1))),
             lifecycle: Mutex::new(()),
             running: RwLock::new(None),
@@ -189,7 +203,7 @@ impl RaftStore {
 
     fn raft_config(&self) -> Result<Config, RaftError> {
         let multiplier = match self.opts.performance_multiplier {
-            0 => 2,
+            0 => DEFAULT_PERFORMANCE_MULTIPLIER,
             m => m,
         };
         let config = Config {
@@ -225,7 +239,7 @@ impl RaftStore {
             Arc::new(self.raft_config()?),
             NetworkFactory::new(client),
             LogStore::new(self.db.clone(), self.committed.clone()),
-            StateMachine::new(self.db.clone()),
+            StateMachine::new(self.db.clone(), self.snapshots.clone()),
         )
         .await
         .map_err(|e| RaftError::Consensus(e.to_string()))?;
@@ -262,6 +276,12 @@ impl RaftStore {
     #[cfg(test)]
     pub(crate) fn db_handle(&self) -> Arc<Database> {
         self.db.clone()
+    }
+
+    /// The snapshot file, for tests that inspect it directly.
+    #[cfg(test)]
+    pub(crate) fn snapshot_file(&self) -> Arc<SnapshotFile> {
+        self.snapshots.clone()
     }
 
     /// The running openraft instance, if consensus is started.

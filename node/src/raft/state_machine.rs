@@ -1,6 +1,6 @@
 //! The replicated key/value state machine and its snapshots (openraft's `RaftStateMachine`).
 
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,14 +9,17 @@ use openraft::{
     AnyError, EntryPayload, LogId, OptionalSend, RaftLogId, RaftSnapshotBuilder, StorageError,
     StorageIOError, StoredMembership,
 };
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table};
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+};
 
 use super::db::{
-    blocking, put_record, KEY_LAST_APPLIED, KEY_MEMBERSHIP, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, SM_DATA,
-    SM_META,
+    blocking, put_record, KEY_LAST_APPLIED, KEY_MEMBERSHIP, LEGACY_SNAPSHOT_DATA, LEGACY_SNAPSHOT_META,
+    SM_DATA, SM_META,
 };
 use super::error::RaftError;
-use super::types::{decode, encode, Entry, NodeId, NodeInfo, Response, TypeConfig};
+use super::snapshot_file::{Meta, SnapshotFile};
+use super::types::{decode, Entry, NodeId, NodeInfo, Response, TypeConfig};
 use crate::storage::{immediate_children, WriteOp};
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
@@ -27,15 +30,16 @@ pub(crate) type Membership = StoredMembership<NodeId, NodeInfo>;
 /// The serialized form of a snapshot: every key/value pair in key order.
 type SnapshotBody = Vec<(String, Vec<u8>)>;
 
-/// Handle on the state machine tables; one per running `Raft`.
+/// Handle on the state machine tables and the snapshot file; one per running `Raft`.
 #[derive(Clone)]
 pub(crate) struct StateMachine {
     db: Arc<Database>,
+    snapshots: Arc<SnapshotFile>,
 }
 
 impl StateMachine {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
-        Self { db }
+    pub(crate) fn new(db: Arc<Database>, snapshots: Arc<SnapshotFile>) -> Self {
+        Self { db, snapshots }
     }
 }
 
@@ -170,20 +174,68 @@ pub(crate) fn replay_committed(db: &Arc<Database>) -> Result<(), RaftError> {
     apply_entries(db, &entries)
 }
 
-fn current_snapshot(db: &Database) -> Result<Option<Snapshot<TypeConfig>>, RaftError> {
-    let txn = db.begin_read()?;
-    let table = txn.open_table(SM_META)?;
-    let (Some(meta), Some(data)) = (table.get(KEY_SNAPSHOT_META)?, table.get(KEY_SNAPSHOT_DATA)?) else {
-        return Ok(None);
-    };
-    Ok(Some(Snapshot {
-        meta: decode(meta.value())?,
-        snapshot: Box::new(Cursor::new(data.value().to_vec())),
+/// On a cluster whose only voter is this node, every entry in the durable log is
+/// committed (its own fsync is the quorum), even when the saved commit index lags after
+/// a crash: apply them too, so a sealed node reads its latest data (seal configuration,
+/// root key) before consensus restarts. Stops at a membership change, after which the
+/// node may no longer be the sole voter.
+pub(crate) fn replay_sole_voter(db: &Arc<Database>, me: NodeId) -> Result<(), RaftError> {
+    let (applied, membership) = applied_state(db)?;
+    let voters: Vec<NodeId> = membership.voter_ids().collect();
+    if voters != [me] {
+        return Ok(());
+    }
+    let start = applied.map_or(0, |a| a.index + 1);
+    let entries = super::log_store::stored_entries(db, start..)?;
+    let normal: Vec<Entry> = entries
+        .into_iter()
+        .take_while(|e| !matches!(e.payload, EntryPayload::Membership(_)))
+        .collect();
+    if normal.is_empty() {
+        return Ok(());
+    }
+    apply_entries(db, &normal)
+}
+
+/// Streams the postcard encoding of a [`SnapshotBody`] from `table` without collecting it:
+/// the pair count, then each pair (byte-identical to `encode(&body)`).
+fn write_body(table: &ReadOnlyTable<&str, &[u8]>, out: &mut dyn Write) -> Result<(), RaftError> {
+    let count = usize::try_from(table.len()?).map_err(|e| RaftError::Database(e.to_string()))?;
+    postcard::to_io(&count, &mut *out)?;
+    for row in table.iter()? {
+        let (key, value) = row?;
+        postcard::to_io(&(key.value(), value.value()), &mut *out)?;
+    }
+    Ok(())
+}
+
+/// Decodes an encoded [`SnapshotBody`] pair by pair, borrowing from `bytes`.
+fn for_each_pair(
+    bytes: &[u8],
+    mut f: impl FnMut(&str, &[u8]) -> Result<(), RaftError>,
+) -> Result<(), RaftError> {
+    let (count, mut rest) = postcard::take_from_bytes::<usize>(bytes)?;
+    for _ in 0..count {
+        let ((key, value), tail) = postcard::take_from_bytes::<(&str, &[u8])>(rest)?;
+        f(key, value)?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+fn current_snapshot(file: &SnapshotFile) -> Result<Option<Snapshot<TypeConfig>>, RaftError> {
+    Ok(file.read()?.map(|(meta, body)| Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(body)),
     }))
 }
 
-/// Serializes the data table as of one read transaction and records it as the current snapshot.
-fn build_snapshot(db: &Database) -> Result<Snapshot<TypeConfig>, RaftError> {
+/// Streams the data table, as of one read transaction, into the snapshot file.
+///
+/// The returned snapshot carries only the meta: openraft 0.9 keeps nothing but `meta` of a
+/// built snapshot (`sm::worker`, `StorageHelper::get_initial_state`) and fetches the data with
+/// `get_current_snapshot` when it sends one, so the body is never held in memory here.
+fn build_snapshot(db: &Database, file: &SnapshotFile) -> Result<Snapshot<TypeConfig>, RaftError> {
     let txn = db.begin_read()?;
     let meta_table = txn.open_table(SM_META)?;
     let last_log_id: Option<LogId<NodeId>> = match meta_table.get(KEY_LAST_APPLIED)? {
@@ -194,14 +246,6 @@ fn build_snapshot(db: &Database) -> Result<Snapshot<TypeConfig>, RaftError> {
         Some(v) => decode(v.value())?,
         None => Membership::default(),
     };
-    let data_table = txn.open_table(SM_DATA)?;
-    let mut body: SnapshotBody = Vec::new();
-    for row in data_table.iter()? {
-        let (key, value) = row?;
-        body.push((key.value().to_string(), value.value().to_vec()));
-    }
-    drop(txn);
-    let bytes = encode(&body)?;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -214,54 +258,99 @@ fn build_snapshot(db: &Database) -> Result<Snapshot<TypeConfig>, RaftError> {
         last_membership,
         snapshot_id,
     };
-    let mut wtxn = db.begin_write()?;
-    wtxn.set_durability(Durability::None)?;
-    {
-        let mut table = wtxn.open_table(SM_META)?;
-        put_record(&mut table, KEY_SNAPSHOT_META, &meta)?;
-        table.insert(KEY_SNAPSHOT_DATA, bytes.as_slice())?;
-    }
-    wtxn.commit()?;
+    let data = txn.open_table(SM_DATA)?;
+    file.write(&meta, |out| write_body(&data, out))?;
     Ok(Snapshot {
         meta,
-        snapshot: Box::new(Cursor::new(bytes)),
+        snapshot: Box::new(Cursor::new(Vec::new())),
     })
 }
 
-/// Replaces the whole state machine with a received snapshot in one durable transaction.
-fn install_snapshot(
-    db: &Database,
-    meta: &SnapshotMeta<NodeId, NodeInfo>,
-    bytes: Vec<u8>,
-) -> Result<(), RaftError> {
-    let body: SnapshotBody = decode(&bytes)?;
+/// Replaces the state machine with a snapshot body in one durable transaction.
+fn load_body(db: &Database, meta: &SnapshotMeta<NodeId, NodeInfo>, bytes: &[u8]) -> Result<(), RaftError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     {
         let mut data = txn.open_table(SM_DATA)?;
         data.retain(|_, _| false)?;
-        for (key, value) in &body {
-            data.insert(key.as_str(), value.as_slice())?;
-        }
+        for_each_pair(bytes, |key, value| {
+            data.insert(key, value)?;
+            Ok(())
+        })?;
         let mut table = txn.open_table(SM_META)?;
         put_record(&mut table, KEY_LAST_APPLIED, &meta.last_log_id)?;
         put_record(&mut table, KEY_MEMBERSHIP, &meta.last_membership)?;
-        put_record(&mut table, KEY_SNAPSHOT_META, meta)?;
-        table.insert(KEY_SNAPSHOT_DATA, bytes.as_slice())?;
     }
     txn.commit()?;
     Ok(())
 }
 
+/// Installs a received snapshot: the file first, then the state machine.
+///
+/// A crash between the two leaves the file ahead of the state machine, which [`recover`]
+/// finishes at the next open, so the pair acts as one atomic step.
+fn install_snapshot(
+    db: &Database,
+    file: &SnapshotFile,
+    meta: &SnapshotMeta<NodeId, NodeInfo>,
+    bytes: &[u8],
+) -> Result<(), RaftError> {
+    for_each_pair(bytes, |_, _| Ok(()))?;
+    file.write(meta, |out| Ok(out.write_all(bytes)?))?;
+    load_body(db, meta, bytes)
+}
+
+/// Brings storage left by an earlier run into shape before anything reads it: moves a
+/// snapshot stored inside redb by older builds out to the file, and finishes an install (or
+/// a build whose state machine commit was lost in a crash) when the snapshot file is ahead
+/// of the state machine.
+pub(crate) fn recover(db: &Database, file: &SnapshotFile) -> Result<(), RaftError> {
+    let legacy = {
+        let txn = db.begin_read()?;
+        let table = txn.open_table(SM_META)?;
+        match (table.get(LEGACY_SNAPSHOT_META)?, table.get(LEGACY_SNAPSHOT_DATA)?) {
+            (Some(meta), Some(data)) => Some((decode::<Meta>(meta.value())?, data.value().to_vec())),
+            (None, None) => None,
+            _ => Some((Meta::default(), Vec::new())),
+        }
+    };
+    if let Some((meta, bytes)) = legacy {
+        if !bytes.is_empty() && file.read_meta()?.is_none() {
+            file.write(&meta, |out| Ok(out.write_all(&bytes)?))?;
+        }
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut table = txn.open_table(SM_META)?;
+            table.remove(LEGACY_SNAPSHOT_META)?;
+            table.remove(LEGACY_SNAPSHOT_DATA)?;
+        }
+        txn.commit()?;
+    }
+    let Some(meta) = file.read_meta()? else {
+        return Ok(());
+    };
+    let (applied, _) = applied_state(db)?;
+    if meta.last_log_id <= applied {
+        return Ok(());
+    }
+    match file.read()? {
+        Some((meta, body)) => load_body(db, &meta, &body),
+        None => Ok(()),
+    }
+}
+
 /// Builds snapshots from a consistent read of the state machine.
 pub(crate) struct SnapshotBuilder {
     db: Arc<Database>,
+    file: Arc<SnapshotFile>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
         let db = self.db.clone();
-        blocking(move || build_snapshot(&db))
+        let file = self.file.clone();
+        blocking(move || build_snapshot(&db, &file))
             .await
             .map_err(|e| StorageIOError::write_snapshot(None, AnyError::error(e)).into())
     }
@@ -289,7 +378,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { db: self.db.clone() }
+        SnapshotBuilder {
+            db: self.db.clone(),
+            file: self.snapshots.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<Cursor<Vec<u8>>>> {
@@ -302,13 +394,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StoreResult<()> {
         let db = self.db.clone();
+        let file = self.snapshots.clone();
         let meta_owned = meta.clone();
-        blocking(move || install_snapshot(&db, &meta_owned, snapshot.into_inner()))
+        blocking(move || install_snapshot(&db, &file, &meta_owned, snapshot.get_ref()))
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e)).into())
     }
 
     async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
-        current_snapshot(&self.db).map_err(|e| StorageIOError::read_snapshot(None, AnyError::error(e)).into())
+        let file = self.snapshots.clone();
+        blocking(move || current_snapshot(&file))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::error(e)).into())
     }
 }

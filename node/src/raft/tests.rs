@@ -66,7 +66,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
         let dir = TempDir::new().expect("tempdir");
         let db = super::db::open_database(dir.path()).expect("open database");
         let log = LogStore::new(db.clone(), Arc::new(std::sync::atomic::AtomicU64::new(0)));
-        Ok((dir, log, StateMachine::new(db)))
+        let snapshots =
+            Arc::new(super::snapshot_file::SnapshotFile::open(dir.path()).expect("snapshot file"));
+        Ok((dir, log, StateMachine::new(db, snapshots)))
     }
 }
 
@@ -187,6 +189,107 @@ async fn snapshot_compacts_log_and_restores_after_restart() {
     assert_eq!(keys.last().map(String::as_str), Some("099"));
     assert_eq!(store.get("s/150").await.unwrap(), None);
     store.stop().await.unwrap();
+}
+
+/// A store with `n` keys `k/<i>` whose snapshot covers all of them.
+async fn snapshotted_store(dir: &TempDir, name: &str, n: usize) -> (RaftOptions, Arc<RaftStore>) {
+    let opts = options(dir, name, "127.0.0.1:1");
+    let store = RaftStore::open(opts.clone()).await.unwrap();
+    store.bootstrap().await.unwrap();
+    for i in 0..n {
+        store
+            .write(put(&format!("k/{i:03}"), &i.to_string()))
+            .await
+            .unwrap();
+    }
+    store.trigger_snapshot().await.unwrap();
+    let raft = store.raft().unwrap();
+    let last = raft.metrics().borrow().last_applied.map(|l| l.index);
+    eventually("the snapshot", Duration::from_secs(10), || {
+        let m = raft.metrics().borrow().clone();
+        async move { m.snapshot.map(|s| s.index) == last }
+    })
+    .await;
+    (opts, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_file_is_the_postcard_body_peers_exchange() {
+    let dir = TempDir::new().unwrap();
+    let (_, store) = snapshotted_store(&dir, "body", 20).await;
+    let mut sm = StateMachine::new(store.db_handle(), store.snapshot_file());
+    let snapshot = openraft::storage::RaftStateMachine::get_current_snapshot(&mut sm)
+        .await
+        .unwrap()
+        .expect("a snapshot");
+    let body: Vec<(String, Vec<u8>)> = super::types::decode(snapshot.snapshot.get_ref()).unwrap();
+    let (exported, _) = store.export_data().unwrap();
+    assert_eq!(body, exported);
+    assert_eq!(body.len(), 20);
+    store.stop().await.unwrap();
+}
+
+/// A crash between writing a received snapshot's file and loading it into the state machine
+/// is finished at the next open, before any read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_file_ahead_of_state_machine_is_loaded_at_open() {
+    let dir = TempDir::new().unwrap();
+    let (opts, store) = snapshotted_store(&dir, "src", 30).await;
+    store.stop().await.unwrap();
+    drop(store);
+    let target = TempDir::new().unwrap();
+    let mut copy = opts.clone();
+    copy.path = target.path().join("src");
+    std::fs::create_dir_all(&copy.path).unwrap();
+    std::fs::copy(opts.path.join("snapshot.bin"), copy.path.join("snapshot.bin")).unwrap();
+
+    let store = RaftStore::open(copy).await.unwrap();
+    assert_eq!(store.list("k/").await.unwrap().len(), 30);
+    assert_eq!(store.get("k/007").await.unwrap(), Some(b"7".to_vec()));
+    assert!(store.status().unwrap().applied_index >= 30);
+}
+
+/// Data directories from builds that kept the snapshot inside redb are migrated at open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_stored_in_redb_moves_to_the_file() {
+    let dir = TempDir::new().unwrap();
+    let (opts, store) = snapshotted_store(&dir, "old", 10).await;
+    store.stop().await.unwrap();
+    let db = store.db_handle();
+    let (meta, body) = {
+        let mut sm = StateMachine::new(db.clone(), store.snapshot_file());
+        let s = openraft::storage::RaftStateMachine::get_current_snapshot(&mut sm)
+            .await
+            .unwrap()
+            .unwrap();
+        (s.meta, s.snapshot.into_inner())
+    };
+    {
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(super::db::SM_META).unwrap();
+            super::db::put_record(&mut table, super::db::LEGACY_SNAPSHOT_META, &meta).unwrap();
+            table
+                .insert(super::db::LEGACY_SNAPSHOT_DATA, body.as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    drop((db, store));
+    std::fs::remove_file(opts.path.join("snapshot.bin")).unwrap();
+
+    let store = RaftStore::open(opts.clone()).await.unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&*store.db_handle()).unwrap();
+    let table = txn.open_table(super::db::SM_META).unwrap();
+    assert!(table.get(super::db::LEGACY_SNAPSHOT_DATA).unwrap().is_none());
+    assert!(table.get(super::db::LEGACY_SNAPSHOT_META).unwrap().is_none());
+    let mut sm = StateMachine::new(store.db_handle(), store.snapshot_file());
+    let moved = openraft::storage::RaftStateMachine::get_current_snapshot(&mut sm)
+        .await
+        .unwrap()
+        .expect("the moved snapshot");
+    assert_eq!(moved.meta, meta);
+    assert_eq!(moved.snapshot.into_inner(), body);
 }
 
 struct Cluster {
