@@ -43,21 +43,11 @@ pub async fn handle(
             Ok(Response::data(caller.lookup_data(req.client_token.as_deref())))
         }
         "lookup" if matches!(req.operation, Operation::Read) || write => {
-            let text = f.required_string("token")?;
-            let entry = state
-                .tokens
-                .lookup(&text)
-                .await?
-                .ok_or_else(|| CoreError::invalid("bad token"))?;
+            let (text, entry) = named_token(state, &f).await?;
             Ok(Response::data(entry.lookup_data(Some(&text))))
         }
         "lookup-accessor" if write => {
-            let accessor = f.required_string("accessor")?;
-            let entry = state
-                .tokens
-                .lookup_accessor(&accessor)
-                .await?
-                .ok_or_else(|| CoreError::invalid("invalid accessor"))?;
+            let entry = named_accessor(state, &f).await?;
             Ok(Response::data(entry.lookup_data(None)))
         }
         "renew-self" if write => {
@@ -70,21 +60,11 @@ pub async fn handle(
             .await
         }
         "renew" if write => {
-            let text = f.required_string("token")?;
-            let entry = state
-                .tokens
-                .lookup(&text)
-                .await?
-                .ok_or_else(|| CoreError::invalid("invalid token"))?;
+            let (text, entry) = named_token(state, &f).await?;
             renew(state, &entry, req, &text).await
         }
         "renew-accessor" if write => {
-            let accessor = f.required_string("accessor")?;
-            let entry = state
-                .tokens
-                .lookup_accessor(&accessor)
-                .await?
-                .ok_or_else(|| CoreError::invalid("invalid accessor"))?;
+            let entry = named_accessor(state, &f).await?;
             renew(state, &entry, req, "").await
         }
         "revoke-self" if write => revoke(state, caller, false).await,
@@ -128,6 +108,27 @@ pub async fn handle(
             Err(CoreError::NoHandler(format!("auth/token/{rest}")))
         }
     }
+}
+
+/// The live token named by the `token` field.
+async fn named_token(state: &Unsealed, f: &Fields<'_>) -> Result<(String, TokenEntry), CoreError> {
+    let text = f.required_string("token")?;
+    let entry = state
+        .tokens
+        .lookup(&text)
+        .await?
+        .ok_or_else(|| CoreError::invalid("invalid token"))?;
+    Ok((text, entry))
+}
+
+/// The live token whose accessor is the `accessor` field.
+async fn named_accessor(state: &Unsealed, f: &Fields<'_>) -> Result<TokenEntry, CoreError> {
+    let accessor = f.required_string("accessor")?;
+    state
+        .tokens
+        .lookup_accessor(&accessor)
+        .await?
+        .ok_or_else(|| CoreError::invalid("invalid accessor"))
 }
 
 /// The `auth` block for a freshly created or renewed token.
