@@ -124,7 +124,7 @@ pub enum RawCommand {
     },
     /// Run a failover drill: bring up its topology, run its steps, report, tear down.
     Drill {
-        /// A built-in drill (leader-loss, two-of-five, dr-failover, dr-failover-batch,
+        /// A built-in drill (leader-loss, partition-leader, two-of-five, dr-failover, dr-failover-batch,
         /// failback, snapshot-restore) or a runbook TOML file.
         drill: String,
         /// Write journal.json, report.md and report.html here.
@@ -164,6 +164,16 @@ pub enum FaultAction {
     },
     /// Stop a node or cluster gracefully (SIGTERM).
     Stop {
+        /// NODE, CLUSTER or CLUSTER/NODE.
+        target: String,
+    },
+    /// Cut a node's cluster port from its peers (both directions); clients still reach it.
+    Partition {
+        /// NODE, CLUSTER or CLUSTER/NODE.
+        target: String,
+    },
+    /// Undo `partition`.
+    Heal {
         /// NODE, CLUSTER or CLUSTER/NODE.
         target: String,
     },

@@ -387,9 +387,11 @@ fn logs(home: &LabHome, node: &str, follow: bool) -> Result<u8, LabError> {
 fn fault(home: &LabHome, action: FaultAction) -> Result<u8, LabError> {
     let mut state = home.require()?;
     let target = match &action {
-        FaultAction::Kill { target } | FaultAction::Stop { target } | FaultAction::Start { target, .. } => {
-            target
-        }
+        FaultAction::Kill { target }
+        | FaultAction::Stop { target }
+        | FaultAction::Partition { target }
+        | FaultAction::Heal { target }
+        | FaultAction::Start { target, .. } => target,
     };
     let nodes = state.nodes_of(state.resolve(Some(target))?);
     let provider = provider::for_state(&state)?;
@@ -411,6 +413,18 @@ fn fault(home: &LabHome, action: FaultAction) -> Result<u8, LabError> {
                     (false, SealKind::Shamir) => "sealed; unseal it to rejoin",
                 };
                 println!("{name}: started ({how})");
+            }
+            FaultAction::Partition { .. } | FaultAction::Heal { .. } => {
+                let cut = matches!(action, FaultAction::Partition { .. });
+                crate::host::set_partition(host, &state.clusters[c].nodes[n].data, cut)?;
+                println!(
+                    "{name}: {}",
+                    if cut {
+                        "partitioned from its peers"
+                    } else {
+                        "healed"
+                    }
+                );
             }
             FaultAction::Kill { .. } | FaultAction::Stop { .. } => {
                 let Some(process) = state.clusters[c].nodes[n].process.take() else {

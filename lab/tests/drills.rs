@@ -73,6 +73,16 @@ fn leader_loss_keeps_every_acknowledged_write() {
 }
 
 #[test]
+fn partitioned_leader_hands_over_and_rejoins() {
+    let (journal, _report) = drill("partition-leader", 3);
+    assert_eq!(missing(&journal), 0, "a partition lost acknowledged writes");
+    let marks = journal["measurements"]["marks"].as_object().unwrap();
+    for mark in ["fault", "election", "first_write"] {
+        assert!(marks.contains_key(mark), "no {mark} mark: {marks:?}");
+    }
+}
+
+#[test]
 fn two_of_five_keeps_writing() {
     let (journal, _report) = drill("two-of-five", 5);
     assert_eq!(missing(&journal), 0, "raft lost acknowledged writes");

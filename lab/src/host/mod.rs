@@ -80,6 +80,19 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// Simulates a network partition of a node's cluster port, or heals it: labnode cuts its
+/// cluster traffic (both directions) while `labnode::cluster::PARTITION_FILE` exists in its
+/// raft directory; clients still reach its API.
+pub fn set_partition(host: &dyn Host, raft_dir: &Path, partitioned: bool) -> Result<(), HostError> {
+    let file = raft_dir.join(labnode::cluster::PARTITION_FILE);
+    if partitioned {
+        host.upload(b"partitioned by lab\n", &file)
+    } else {
+        let path = file.to_string_lossy().into_owned();
+        host.exec(Path::new("rm"), &["-f", &path]).map(drop)
+    }
+}
+
 /// A machine that runs nodes.
 pub trait Host {
     /// Places a file on the host (configs are rendered locally, then uploaded).

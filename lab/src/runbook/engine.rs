@@ -299,6 +299,16 @@ impl<'a> Engine<'a> {
                     .map_err(|e| e.to_string())?;
                     done.push(format!("started {name}"));
                 }
+                FaultKind::Partition | FaultKind::Heal => {
+                    let cut = kind == FaultKind::Partition;
+                    crate::host::set_partition(
+                        self.provider.host(),
+                        &self.state.clusters[c].nodes[n].data,
+                        cut,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    done.push(format!("{} {name}", if cut { "partitioned" } else { "healed" }));
+                }
                 FaultKind::Kill | FaultKind::Stop => {
                     let Some(process) = self.state.clusters[c].nodes[n].process.take() else {
                         done.push(format!("{name} already down"));

@@ -82,6 +82,10 @@ pub enum FaultKind {
     Stop,
     /// Start again (`unseal = true` unseals with the cluster's keys).
     Start,
+    /// Cut the node's cluster port from its peers (clients still reach it).
+    Partition,
+    /// Undo `partition`.
+    Heal,
 }
 
 /// `wait = "..."`.
@@ -430,7 +434,7 @@ fn parse_step(origin: &str, number: usize, value: toml::Value) -> Result<Step, R
     };
     let mark = file.mark.or(match action {
         Action::Fault {
-            kind: FaultKind::Kill | FaultKind::Stop,
+            kind: FaultKind::Kill | FaultKind::Stop | FaultKind::Partition,
             ..
         } => Some(Mark::Fault),
         _ => None,

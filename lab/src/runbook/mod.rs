@@ -17,6 +17,10 @@ const BUILT_INS: &[(&str, &str)] = &[
         include_str!("../../../scenarios/drills/leader-loss.toml"),
     ),
     (
+        "partition-leader",
+        include_str!("../../../scenarios/drills/partition-leader.toml"),
+    ),
+    (
         "two-of-five",
         include_str!("../../../scenarios/drills/two-of-five.toml"),
     ),

@@ -32,7 +32,14 @@ struct Material {
 #[derive(Default)]
 pub struct ClusterTransport {
     material: RwLock<Option<Arc<Material>>>,
+    /// A simulated network partition of the cluster port (both directions).
+    partitioned: std::sync::atomic::AtomicBool,
 }
+
+/// The file in a node's raft directory that partitions its cluster port while it exists;
+/// `lab fault partition|heal` create and remove it. The API port stays reachable, as when
+/// a node loses its peers but not its clients.
+pub const PARTITION_FILE: &str = "fault-partition";
 
 impl std::fmt::Debug for ClusterTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,14 +82,35 @@ impl ClusterTransport {
         self.material.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The mutually authenticated client for peers' cluster ports.
+    /// The mutually authenticated client for peers' cluster ports (none while partitioned).
     pub fn client(&self) -> Option<reqwest::Client> {
+        if self.is_partitioned() {
+            return None;
+        }
         self.current().map(|m| m.client.clone())
+    }
+
+    /// Cuts (or restores) this node's cluster traffic in both directions.
+    pub fn set_partitioned(&self, partitioned: bool) {
+        let was = self
+            .partitioned
+            .swap(partitioned, std::sync::atomic::Ordering::AcqRel);
+        if was != partitioned {
+            tracing::warn!(partitioned, "simulated partition of the cluster port changed");
+        }
+    }
+
+    /// Whether the cluster port is (simulated) partitioned.
+    pub fn is_partitioned(&self) -> bool {
+        self.partitioned.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
 impl AcceptorSource for ClusterTransport {
     fn acceptor(&self) -> Option<TlsAcceptor> {
+        if self.is_partitioned() {
+            return None;
+        }
         self.current().map(|m| m.acceptor.clone())
     }
 }

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::node::RaftStore;
 use super::types::{decode, encode, NodeId, NodeInfo, TypeConfig};
+use crate::cluster::ClusterTransport;
 
 /// Largest RPC body accepted; snapshots travel in one request.
 const MAX_RPC_BYTES: usize = 1 << 30;
@@ -135,11 +136,12 @@ impl From<Transport> for StreamingError<TypeConfig, Fatal<NodeId>> {
 #[derive(Clone)]
 pub(crate) struct NetworkFactory {
     client: reqwest::Client,
+    transport: Arc<ClusterTransport>,
 }
 
 impl NetworkFactory {
-    pub(crate) fn new(client: reqwest::Client) -> Self {
-        Self { client }
+    pub(crate) fn new(client: reqwest::Client, transport: Arc<ClusterTransport>) -> Self {
+        Self { client, transport }
     }
 }
 
@@ -149,6 +151,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
         PeerClient {
             client: self.client.clone(),
+            transport: self.transport.clone(),
             target,
             base: format!("{}://{}/raft", crate::cluster::SCHEME, node.cluster_addr),
         }
@@ -158,6 +161,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 /// Sends RPCs to one peer.
 pub(crate) struct PeerClient {
     client: reqwest::Client,
+    /// Consulted on every RPC so a simulated partition takes effect at once.
+    transport: Arc<ClusterTransport>,
     target: NodeId,
     base: String,
 }
@@ -169,6 +174,11 @@ impl PeerClient {
         req: &Req,
         ttl: Duration,
     ) -> Result<Resp, Transport> {
+        if self.transport.is_partitioned() {
+            return Err(Transport::Unreachable(AnyError::error(
+                "cluster port partitioned (lab fault)",
+            )));
+        }
         let body = encode(req).map_err(|e| Transport::Network(AnyError::new(&e)))?;
         let resp = self
             .client

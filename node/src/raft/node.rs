@@ -237,7 +237,7 @@ impl RaftStore {
         let raft = Raft::new(
             self.id,
             Arc::new(self.raft_config()?),
-            NetworkFactory::new(client),
+            NetworkFactory::new(client, self.opts.transport.clone()),
             LogStore::new(self.db.clone(), self.committed.clone()),
             StateMachine::new(self.db.clone(), self.snapshots.clone()),
         )

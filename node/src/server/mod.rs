@@ -280,6 +280,11 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         tokio::spawn(auto_unseal(core.clone(), stop_rx.clone()));
     }
     if let StorageConfig::Raft(rc) = &config.storage {
+        tokio::spawn(watch_partition_fault(
+            transport.clone(),
+            rc.path.join(crate::cluster::PARTITION_FILE),
+            stop_rx.clone(),
+        ));
         tokio::spawn(autopilot(core.clone(), stop_rx.clone()));
         if !rc.retry_join.is_empty() {
             tokio::spawn(retry_join(
@@ -365,6 +370,22 @@ async fn auto_unseal(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<boo
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "auto-unseal through awskms failed; retrying in 2s"),
         }
+    }
+}
+
+/// Applies `lab fault partition|heal`: the cluster port is cut while the file exists.
+async fn watch_partition_fault(
+    transport: Arc<ClusterTransport>,
+    file: PathBuf,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        transport.set_partitioned(file.exists());
     }
 }
 
