@@ -302,10 +302,12 @@ async fn versions_op(args: &[String], op: &str) -> CmdResult {
         let what = if op == "undelete" { "Undelete" } else { "Destroy" };
         return Err(CliError::Usage(format!("{what} not supported on KV Version 1")));
     }
-    let full = t.api(op);
-    let outcome = client
-        .logical_write("PUT", &full, &Body::Json(json!({ "versions": vs })))
-        .await?;
+    put_and_report(&client, &t.api(op), json!({ "versions": vs }), fmt).await
+}
+
+/// `PUT` a JSON body and print the outcome the way `vault kv` does for writes without output.
+async fn put_and_report(client: &Client, full: &str, body: Value, fmt: Format) -> CmdResult {
+    let outcome = client.logical_write("PUT", full, &Body::Json(body)).await?;
     logical::show_write(
         outcome,
         format!("Error writing data to {full}"),
@@ -417,17 +419,7 @@ async fn metadata_put(args: &[String]) -> CmdResult {
     if !custom.is_empty() {
         body.insert("custom_metadata".into(), Value::Object(custom));
     }
-    let full = t.api("metadata");
-    let outcome = client
-        .logical_write("PUT", &full, &Body::Json(Value::Object(body)))
-        .await?;
-    logical::show_write(
-        outcome,
-        format!("Error writing data to {full}"),
-        format!("Success! Data written to: {full}"),
-        None,
-        fmt,
-    )
+    put_and_report(&client, &t.api("metadata"), Value::Object(body), fmt).await
 }
 
 async fn metadata_delete(args: &[String]) -> CmdResult {
