@@ -26,10 +26,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Between two polls.
 const POLL: Duration = Duration::from_millis(200);
-/// Tries at joining a follower when the leader is busy with another membership change.
-const JOIN_ATTEMPTS: usize = 5;
-/// Time for retry_join to fetch a fresh challenge before the next try.
-const JOIN_RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// Log lines quoted when a node dies or hangs.
 const LOG_TAIL_LINES: usize = 15;
 
@@ -202,24 +198,6 @@ impl Bringup<'_> {
         creds: &Credentials,
     ) -> Result<(), BringupError> {
         self.wait_api(state, c, n)?;
-        // labnode's leader refuses a join while another joiner's membership change is in
-        // flight ("already undergoing a configuration change"; a retry can then meet a
-        // stale challenge, "invalid answer given"). The joiner drops its challenge and
-        // retry_join fetches a new one, so the join is simply tried again.
-        for _ in 1..JOIN_ATTEMPTS {
-            match self.join_once(state, c, n, creds) {
-                Err(BringupError::Api { source, .. })
-                    if source.to_string().contains("join refused by the leader") =>
-                {
-                    (self.progress)(&format!(
-                        "{}: the leader refused the join (busy with another membership change); joining again",
-                        state.qualified(c, n)
-                    ));
-                    std::thread::sleep(JOIN_RETRY_PAUSE);
-                }
-                other => return other,
-            }
-        }
         self.join_once(state, c, n, creds)
     }
 

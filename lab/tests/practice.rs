@@ -36,21 +36,9 @@ fn shell(lab: &common::Lab, script: &str) {
     child.wait_with_output().unwrap();
 }
 
-/// `lab practice start`, once more when bring-up hit labnode's refusal to add a node while
-/// a membership change is still in flight (a known labnode join race under load).
+/// `lab practice start`; returns what it printed.
 fn start(lab: &common::Lab, name: &str, base: &str) -> String {
-    let args = ["practice", "start", name, "--base-port", base];
-    let first = lab.run(&args);
-    if first.status.success() {
-        return String::from_utf8(first.stdout).unwrap();
-    }
-    let stderr = String::from_utf8_lossy(&first.stderr);
-    assert!(
-        stderr.contains("undergoing a configuration change"),
-        "{name}: {stderr}"
-    );
-    eprintln!("{name}: bring-up hit the join race; starting again");
-    lab.ok(&args)
+    lab.ok(&["practice", "start", name, "--base-port", base])
 }
 
 /// Starts `name`, expects failing checks as set up and after `wrong` (then `reset` if
