@@ -240,14 +240,6 @@ bench_cluster() {
 for s in $SERVERS; do bench_cluster "$s"; done
 
 # ---------------------------------------------------------------- report
-ratio() { # ratio NUM DEN -> "1.23x" or "n/a"
-  if [[ -n "${1:-}" && -n "${2:-}" ]]; then
-    awk -v n="$1" -v d="$2" 'BEGIN { if (d + 0 == 0) print "n/a"; else printf "%.2fx\n", n / d }'
-  else echo "n/a"; fi
-}
-ms() { awk -v v="$1" 'BEGIN { printf "%.1f\n", v / 1000 }'; }
-mib() { awk -v v="$1" 'BEGIN { printf "%.1f\n", v / 1024 }'; }
-num() { awk -v v="$1" 'BEGIN { printf "%.0f\n", v }'; }
 secs() { awk -v v="$1" 'BEGIN { printf "%.2f\n", v / 1000 }'; }
 L=labnode B=bao
 cell() { # cell SERVER KEY FORMATTER

@@ -363,7 +363,7 @@ async fn concurrent_joins_are_not_refused() {
     let (keys, _root) = nodes[0].srv().init(3, 2).await;
     nodes[0].srv().unseal(&keys).await;
     for n in &nodes[1..] {
-        common::cluster::wait_initialized(n.srv()).await;
+        n.srv().wait_initialized().await;
     }
     // Joiners unsealed one after another: the next join answer races autopilot promoting the
     // previous joiner to voter. (Racy: seen under load in the 5-node test; may pass alone.)

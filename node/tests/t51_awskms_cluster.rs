@@ -250,6 +250,25 @@ impl AsyncCheck for Voters<'_> {
     }
 }
 
+/// The node ids of the three-node tests.
+const COURSE_NODES: [&str; 3] = ["node-11", "node-12", "node-13"];
+
+/// The three course nodes are voters, read through the first, and the others serve as
+/// unsealed standbys.
+async fn wait_formed(nodes: &[Node], root: &str) {
+    let voters = Voters {
+        token: root,
+        want: &COURSE_NODES,
+    };
+    nodes[0]
+        .wait_for("three voters", Duration::from_secs(60), voters)
+        .await;
+    for node in &nodes[1..] {
+        node.wait_for("an unsealed standby", Duration::from_secs(30), Health(429))
+            .await;
+    }
+}
+
 /// `labnode operator init -format=json` against `node`, as the course does it.
 fn operator_init(node: &Node) -> Value {
     let out = common::cli_at(
@@ -302,18 +321,7 @@ async fn course_config_forms_an_auto_unsealed_cluster() {
     nodes[0]
         .wait_for("active", Duration::from_secs(30), Health(200))
         .await;
-    let all = ["node-11", "node-12", "node-13"];
-    let voters = Voters {
-        token: &root,
-        want: &all,
-    };
-    nodes[0]
-        .wait_for("three voters", Duration::from_secs(60), voters)
-        .await;
-    for node in &nodes[1..] {
-        node.wait_for("an unsealed standby", Duration::from_secs(30), Health(429))
-            .await;
-    }
+    wait_formed(&nodes, &root).await;
     for node in &nodes {
         let status = node.seal_status().await;
         assert_eq!(status["type"], json!("awskms"), "{status}");
@@ -334,7 +342,7 @@ async fn course_config_forms_an_auto_unsealed_cluster() {
         .await;
     let voters = Voters {
         token: &root,
-        want: &all,
+        want: &COURSE_NODES,
     };
     nodes[1]
         .wait_for("three voters", Duration::from_secs(30), voters)
@@ -389,18 +397,7 @@ async fn stopped_instance_is_not_a_join_candidate() {
         .await;
 
     ec2.instance_action("StartInstances", &instances[0]).await;
-    let all = ["node-11", "node-12", "node-13"];
-    let voters = Voters {
-        token: &root,
-        want: &all,
-    };
-    nodes[0]
-        .wait_for("three voters", Duration::from_secs(60), voters)
-        .await;
-    for node in &nodes[1..] {
-        node.wait_for("an unsealed standby", Duration::from_secs(30), Health(429))
-            .await;
-    }
+    wait_formed(&nodes, &root).await;
 }
 
 /// (c) A seal that cannot work stops the server at once with a message naming the key or

@@ -32,21 +32,17 @@ pub fn render(report: &DrillReport) -> String {
          <tr><td>RTO (fault to first write)</td><td>{}</td><td>{}</td></tr>\
          <tr><td>RTO (fault to first read)</td><td>{}</td><td>-</td></tr>",
         seconds(m.rto_write_seconds),
-        report
-            .targets
-            .rto_seconds
-            .map_or("-".to_owned(), |t| format!("{t}s")),
+        report.targets.rto_label(),
         seconds(m.rto_read_seconds)
     );
     if let Some(rpo) = &m.rpo {
-        let _ =
-            writeln!(
+        let _ = writeln!(
             body,
             "<tr><td>RPO (acknowledged writes missing)</td><td>{} of {} (span {:.2}s)</td><td>{}</td></tr>",
             rpo.missing.len(),
             rpo.acked,
             rpo.missing_span_seconds,
-            report.targets.rpo_writes.map_or("-".to_owned(), |t| t.to_string())
+            report.targets.rpo_label()
         );
     }
     body.push_str("</table>\n<h2>Timeline</h2>\n");

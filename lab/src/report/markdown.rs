@@ -23,10 +23,7 @@ pub fn render(report: &DrillReport) -> String {
         out,
         "| RTO (fault to first write) | {} | {} |",
         seconds(m.rto_write_seconds),
-        report
-            .targets
-            .rto_seconds
-            .map_or("-".to_owned(), |t| format!("{t}s"))
+        report.targets.rto_label()
     );
     let _ = writeln!(
         out,
@@ -40,10 +37,7 @@ pub fn render(report: &DrillReport) -> String {
             rpo.missing.len(),
             rpo.acked,
             rpo.missing_span_seconds,
-            report
-                .targets
-                .rpo_writes
-                .map_or("-".to_owned(), |t| t.to_string())
+            report.targets.rpo_label()
         );
     }
     let _ = writeln!(out, "\n## Timeline\n");

@@ -43,10 +43,7 @@ pub fn terminal_summary(report: &DrillReport) -> String {
         out,
         "  RTO: first write {} (target {}), first read {}",
         seconds(m.rto_write_seconds),
-        report
-            .targets
-            .rto_seconds
-            .map_or("-".to_owned(), |t| format!("{t}s")),
+        report.targets.rto_label(),
         seconds(m.rto_read_seconds)
     );
     if let Some(rpo) = &m.rpo {
@@ -56,10 +53,7 @@ pub fn terminal_summary(report: &DrillReport) -> String {
             rpo.missing.len(),
             rpo.acked,
             rpo.missing_span_seconds,
-            report
-                .targets
-                .rpo_writes
-                .map_or("-".to_owned(), |t| t.to_string())
+            report.targets.rpo_label()
         );
     }
     let _ = writeln!(out, "  total {:.2}s", report.total_seconds);

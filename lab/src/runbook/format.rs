@@ -34,6 +34,18 @@ pub struct Targets {
     pub rpo_writes: Option<u64>,
 }
 
+impl Targets {
+    /// The RTO target as reports print it (`15s`, or `-` when unset).
+    pub fn rto_label(&self) -> String {
+        self.rto_seconds.map_or("-".to_owned(), |t| format!("{t}s"))
+    }
+
+    /// The RPO target as reports print it (a write count, or `-` when unset).
+    pub fn rpo_label(&self) -> String {
+        self.rpo_writes.map_or("-".to_owned(), |t| t.to_string())
+    }
+}
+
 /// One `[[step]]` as written: every field any step kind may use.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -186,7 +186,7 @@ impl Cluster {
         nodes[0].srv().unseal(&keys).await;
         let cluster = Cluster { nodes, root, keys };
         for node in &cluster.nodes[1..] {
-            wait_initialized(node.srv()).await;
+            node.srv().wait_initialized().await;
             unseal_member(node.srv(), &cluster.keys).await;
         }
         cluster.wait_members(names, names).await;
@@ -316,24 +316,6 @@ pub fn peers(body: &Value) -> Vec<(String, String, bool, bool)> {
     out
 }
 
-/// Polls `sys/seal-status` until the node reports `initialized` (it holds a join challenge).
-pub async fn wait_initialized(server: &Server) {
-    let until = Instant::now() + FORM_DEADLINE;
-    loop {
-        let r = server.request("GET", "sys/seal-status", None, None).await;
-        if r.body["initialized"] == json!(true) {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "{} never got a join challenge: {r:?}; log:\n{}",
-            server.addr,
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Submits shares until the node is unsealed, then waits until it answers as an unsealed
 /// member (active or standby).
 ///
@@ -355,7 +337,7 @@ pub async fn unseal_member(server: &Server, keys: &[String]) {
                     server.addr,
                     server.log()
                 );
-                wait_initialized(server).await;
+                server.wait_initialized().await;
             }
         }
     }

@@ -458,7 +458,7 @@ impl Server {
     /// Polls `sys/seal-status` until `initialized` is true (a `retry_join` node got its
     /// challenge from the leader).
     pub async fn wait_initialized(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(45);
         loop {
             let r = self.request("GET", "sys/seal-status", None, None).await;
             if r.body["initialized"] == json!(true) {
@@ -466,7 +466,7 @@ impl Server {
             }
             assert!(
                 Instant::now() < deadline,
-                "{} not initialized after 30 s: {r:?}; log:\n{}",
+                "{} never got a join challenge within 45 s: {r:?}; log:\n{}",
                 self.addr,
                 self.log()
             );
