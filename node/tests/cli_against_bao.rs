@@ -86,14 +86,15 @@ fn normalise(s: &[u8]) -> String {
             line.split(' ')
                 .map(|w| {
                     let t = w.trim_matches(|c: char| c == '"' || c == ',' || c == '\n');
-                    let masked = if t.len() >= 20 && t.chars().any(|c| c.is_ascii_digit()) {
-                        "<ID>".to_string()
-                    } else if t.starts_with("s.") && t.len() > 20 {
-                        "<TOKEN>".to_string()
+                    // IDs, tokens and timestamps are long runs of alphanumerics and
+                    // `.-:`; some accessors have no digit at all.
+                    let random_id =
+                        t.len() >= 20 && t.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+                    if random_id {
+                        w.replace(t, "<ID>")
                     } else {
-                        return w.to_string();
-                    };
-                    w.replace(t, &masked)
+                        w.to_string()
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join(" ")
