@@ -86,13 +86,14 @@ impl fmt::Display for StuckNode {
 }
 
 /// The command line that runs a node; its `-config=` argument is also its identity tag.
-pub fn launch_for(labnode: &Path, node: &NodeState) -> Launch {
+pub fn launch_for(labnode: &Path, cluster: &str, node: &NodeState) -> Launch {
     let tag = format!("-config={}", node.config.display());
     Launch {
         program: labnode.to_owned(),
         args: vec!["server".to_owned(), tag.clone()],
         tag,
         log: node.log.clone(),
+        service: format!("labnode-{cluster}-{}", node.name),
     }
 }
 
@@ -241,7 +242,7 @@ impl Bringup<'_> {
 
     /// Starts one node's process and records it before anything else can fail.
     fn start(&mut self, state: &mut State, c: usize, n: usize) -> Result<(), BringupError> {
-        let launch = launch_for(self.labnode, &state.clusters[c].nodes[n]);
+        let launch = launch_for(self.labnode, &state.clusters[c].name, &state.clusters[c].nodes[n]);
         let process = self.host.start(&launch)?;
         let pid = process.pid;
         state.clusters[c].nodes[n].process = Some(process);

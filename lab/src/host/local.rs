@@ -199,6 +199,7 @@ mod tests {
             args: vec!["-c".into(), "echo started; sleep 30".into(), tag.clone()],
             tag: tag.clone(),
             log: dir.path().join("x/out.log"),
+            service: "lab-test".into(),
         };
         let process = host.start(&launch).unwrap();
         assert_eq!(process.pid, process.pgid);

@@ -67,6 +67,9 @@ pub struct Launch {
     pub tag: String,
     /// File receiving stdout and stderr (appended, so restarts keep history).
     pub log: PathBuf,
+    /// A name for the process that an operator recognises (`labnode-CLUSTER-NODE`): the
+    /// systemd unit on hosts that have systemd.
+    pub service: String,
 }
 
 /// The result of a short command run on a host.
