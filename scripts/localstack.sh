@@ -70,7 +70,7 @@ start() {
     # DISABLE_EVENTS / SKIP_SSL_CERT_DOWNLOAD: no calls home.
     # GATEWAY_SERVER=hypercorn: the default twisted server ignores the host and binds 0.0.0.0.
     # LOCALSTACK_VOLUME_DIR: state stays under $DIR, apart from other checkouts.
-    env GATEWAY_LISTEN="127.0.0.1:$PORT" GATEWAY_SERVER=hypercorn SERVICES=ec2,kms EAGER_SERVICE_LOADING=1 \
+    env GATEWAY_LISTEN="127.0.0.1:$PORT" GATEWAY_SERVER=hypercorn SERVICES=ec2,kms,iam,sts EAGER_SERVICE_LOADING=1 \
         DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
         LOCALSTACK_VOLUME_DIR="$DIR/volume" \
         setsid "$VENV/bin/python" -m localstack.runtime.main >"$LOG" 2>&1 </dev/null &

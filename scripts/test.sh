@@ -41,7 +41,21 @@ fi
 export LABNODE_BAO="$venv/bin/bao"
 export LABNODE_BIN="$CARGO_TARGET_DIR/debug/labnode"
 
-# 2. Build (debug).
+# 2. System packages: ssh2's C build (OpenSSL, zlib headers) and the OpenSSH server the
+# ssh-driver tests start on loopback. Installed only when missing (Debian's apt).
+missing=()
+dpkg -s libssl-dev pkg-config zlib1g-dev >/dev/null 2>&1 || missing+=(libssl-dev pkg-config zlib1g-dev)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing ${missing[*]} (apt-get)"
+  sudo_cmd=()
+  [ "$(id -u)" = 0 ] || sudo_cmd=(sudo -n)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# 3. Build (debug).
 say "cargo build --workspace"
 cargo build --workspace
 
@@ -58,7 +72,7 @@ trap cleanup EXIT
 rust_rc=0
 py_rc=0
 
-# LocalStack (EC2 + KMS on 127.0.0.1) for the awskms and auto_join tests, which then must
+# LocalStack (EC2, IAM, KMS on 127.0.0.1) for the awskms, auto_join and aws-provider tests, which then must
 # not skip. One that this checkout's script already runs is reused and left running.
 if [ "${LABNODE_SKIP_LOCALSTACK:-}" = "1" ]; then
   say "LABNODE_SKIP_LOCALSTACK=1: LocalStack tests print SKIP"
@@ -75,7 +89,7 @@ else
   say "LocalStack at $LABNODE_LOCALSTACK_ENDPOINT"
 fi
 
-# 3. Rust tests: unit tests and the integration tests that start the real binary.
+# 4. Rust tests: unit tests and the integration tests that start the real binary.
 if command -v cargo-nextest >/dev/null 2>&1; then
   say "cargo nextest run --workspace"
   cargo nextest run --workspace --no-fail-fast 2>&1 | tee "$logs/rust" || rust_rc=$?
@@ -84,12 +98,12 @@ else
   cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/rust" || rust_rc=$?
 fi
 
-# 4. Python tests with hvac and the real bao CLI against the binary built above.
+# 5. Python tests with hvac and the real bao CLI against the binary built above.
 say "pytest tests/python (LABNODE_BIN=$LABNODE_BIN, LABNODE_BAO=$LABNODE_BAO)"
 # shellcheck disable=SC2086
 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider ${PYTEST_ARGS:-} 2>&1 | tee "$logs/py" || py_rc=$?
 
-# 5. One closing line over both runners.
+# 6. One closing line over both runners.
 count() {
   # Sums "N <word>" over the runners' summary lines (nextest "Summary", cargo "test result:", pytest's last line).
   cat "$logs/rust" "$logs/py" |

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::api::{ApiError, NodeClient};
 use crate::host::{Host, HostError, Launch};
+use crate::provider::Provider;
 use crate::state::{Credentials, LabHome, NodeState, Phase, State, StateError};
 use crate::topology::SealKind;
 
@@ -101,10 +102,8 @@ pub fn launch_for(labnode: &Path, cluster: &str, node: &NodeState) -> Launch {
 pub struct Bringup<'a> {
     /// Where state and credentials are recorded.
     pub home: &'a LabHome,
-    /// Runs the node processes.
-    pub host: &'a dyn Host,
-    /// The labnode binary on that host.
-    pub labnode: &'a Path,
+    /// Runs the node processes on its hosts.
+    pub provider: &'a dyn Provider,
     /// Receives one human-readable line per step.
     pub progress: &'a mut dyn FnMut(&str),
 }
@@ -173,8 +172,9 @@ impl Bringup<'_> {
         unseal: bool,
     ) -> Result<(), BringupError> {
         let node = state.qualified(c, n);
-        if let Some(process) = &state.clusters[c].nodes[n].process {
-            if self.host.is_running(process) {
+        let node_state = &state.clusters[c].nodes[n];
+        if let Some(process) = &node_state.process {
+            if self.provider.host(node_state).is_running(process) {
                 return Err(BringupError::AlreadyRunning(node));
             }
         }
@@ -242,8 +242,9 @@ impl Bringup<'_> {
 
     /// Starts one node's process and records it before anything else can fail.
     fn start(&mut self, state: &mut State, c: usize, n: usize) -> Result<(), BringupError> {
-        let launch = launch_for(self.labnode, &state.clusters[c].name, &state.clusters[c].nodes[n]);
-        let process = self.host.start(&launch)?;
+        let node = &state.clusters[c].nodes[n];
+        let launch = launch_for(self.provider.labnode(), &state.clusters[c].name, node);
+        let process = self.provider.host(node).start(&launch)?;
         let pid = process.pid;
         state.clusters[c].nodes[n].process = Some(process);
         self.home.save(state)?;
@@ -344,19 +345,20 @@ impl Bringup<'_> {
     ) -> Result<(), BringupError> {
         let node = &state.clusters[c].nodes[n];
         let client = self.client(state, c, n)?;
+        let host = self.provider.host(node);
         let stuck = |timed_out| {
             BringupError::Stuck(Box::new(StuckNode {
                 node: state.qualified(c, n),
                 what: what.to_owned(),
                 timed_out,
                 log: node.log.clone(),
-                tail: log_tail(&node.log),
+                tail: log_tail(host.as_ref(), &node.log),
             }))
         };
         let started = Instant::now();
         loop {
             if let Some(process) = &node.process {
-                if !self.host.is_running(process) {
+                if !host.is_running(process) {
                     return Err(stuck(None));
                 }
             }
@@ -393,8 +395,11 @@ fn credentials(seal: SealKind, init: crate::api::InitResponse) -> Credentials {
 }
 
 /// The last lines of a node's log, indented, for error messages.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
+fn log_tail(host: &dyn Host, log: &Path) -> String {
+    let mut bytes = Vec::new();
+    // A log that cannot be read reads as empty: the error being reported matters more.
+    let _ = host.logs(log, false, &mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
     if tail.is_empty() {

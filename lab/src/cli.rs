@@ -3,11 +3,12 @@
 //! read and the lab home made absolute, so commands never look at raw strings again.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::practice::PracticeAction;
-use crate::provider::ProviderKind;
+use crate::provider::{AwsOptions, ProviderChoice, ProviderKind, Reach, DEFAULT_LOCALSTACK_ENDPOINT};
 use crate::render::{RenderError, Renderer};
 use crate::runbook::{Runbook, RunbookError};
 use crate::state::LabHome;
@@ -29,6 +30,73 @@ pub enum CliError {
     /// The current directory is needed for a relative lab home and is unavailable.
     #[error("cannot determine the current directory: {0}")]
     CurrentDir(std::io::Error),
+    /// A flag that only means something for another provider.
+    #[error("{flag} only applies to --provider {applies_to}")]
+    WrongProvider {
+        /// The flag as typed.
+        flag: &'static str,
+        /// The provider it belongs to.
+        applies_to: &'static str,
+    },
+}
+
+/// Where an AWS lab lives: shared by `up --provider aws` and `down --sweep`.
+#[derive(Debug, Args)]
+pub struct AwsAccessArgs {
+    /// The lab's name: every AWS resource is tagged lab=NAME (default: derived from the lab home).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// AWS profile from ~/.aws/config (default: the standard chain, AWS_PROFILE).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// AWS region (default: AWS_REGION or the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// Machines of an AWS lab (`up --provider aws`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "AWS (--provider aws)")]
+pub struct AwsMachineArgs {
+    /// Where lab finds the lab's AWS resources.
+    #[command(flatten)]
+    pub access: AwsAccessArgs,
+    /// EC2 instance type of every node.
+    #[arg(long, default_value = "t3.small")]
+    pub instance_type: String,
+    /// Image (default: the newest Amazon Linux 2023 for x86_64).
+    #[arg(long)]
+    pub ami: Option<String>,
+    /// Subnet for the instances (default: the default VPC's first default subnet).
+    #[arg(long)]
+    pub subnet_id: Option<String>,
+    /// Who may reach the API and ssh (default: your public address/32, from checkip.amazonaws.com).
+    #[arg(long)]
+    pub allow_cidr: Option<String>,
+    /// Login on the instances.
+    #[arg(long, default_value = "ec2-user")]
+    pub ssh_user: String,
+    /// Your private key; its KEY.pub becomes the key pair (default: lab creates one under the home).
+    #[arg(long)]
+    pub ssh_key: Option<PathBuf>,
+    /// sshd's port on the instances.
+    #[arg(long, default_value_t = 22)]
+    pub ssh_port: u16,
+    /// Reach the instances at their public or private addresses.
+    #[arg(long, value_enum, default_value = "public")]
+    pub reach: Reach,
+    /// lab's directory on the instances.
+    #[arg(long, default_value = "/opt/lab")]
+    pub remote_dir: PathBuf,
+    /// Seconds to wait for ssh on new instances.
+    #[arg(long, default_value_t = 300)]
+    pub ssh_timeout: u64,
+    /// Create the resources without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Adopt the instances of a terraform/ deployment (its `lab` output) instead of creating any.
+    #[arg(long)]
+    pub from_terraform: Option<PathBuf>,
 }
 
 /// Runs Vault-style HA and DR labs from labnode clusters on this machine.
@@ -68,9 +136,14 @@ pub enum RawCommand {
         /// Where the nodes run.
         #[arg(long, value_enum, default_value = "local")]
         provider: ProviderKind,
-        /// LocalStack's URL, for --provider localstack.
-        #[arg(long, env = "LAB_LOCALSTACK_ENDPOINT", default_value = crate::provider::DEFAULT_LOCALSTACK_ENDPOINT)]
-        endpoint: String,
+        /// The AWS API URL: LocalStack's for --provider localstack (default
+        /// $LAB_LOCALSTACK_ENDPOINT or http://127.0.0.1:4566); for --provider aws only to
+        /// use an emulator instead of AWS.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// AWS settings.
+        #[command(flatten)]
+        aws: Box<AwsMachineArgs>,
         /// Print the final status as JSON on stdout (progress still goes to stderr).
         #[arg(long)]
         json: bool,
@@ -151,6 +224,15 @@ pub enum RawCommand {
         /// Also delete the whole lab home, logs included.
         #[arg(long)]
         purge: bool,
+        /// Also find and delete every AWS resource tagged lab=NAME, even without state.json.
+        #[arg(long)]
+        sweep: bool,
+        /// Where to sweep.
+        #[command(flatten)]
+        access: AwsAccessArgs,
+        /// The AWS API URL, for sweeping an emulator.
+        #[arg(long)]
+        endpoint: Option<String>,
     },
 }
 
@@ -203,10 +285,8 @@ pub enum Command {
         topology: Topology,
         /// The node template.
         renderer: Renderer,
-        /// Where nodes run.
-        provider: ProviderKind,
-        /// LocalStack's URL (localstack provider).
-        endpoint: String,
+        /// Where nodes run, with that provider's settings.
+        provider: ProviderChoice,
         /// JSON output.
         json: bool,
     },
@@ -269,7 +349,67 @@ pub enum Command {
     Down {
         /// Delete the home too.
         purge: bool,
+        /// Sweep AWS for resources tagged with the lab's name, here.
+        sweep: Option<Box<AwsOptions>>,
     },
+}
+
+impl AwsMachineArgs {
+    /// The provider and its settings; AWS flags with another provider are refused, not ignored.
+    fn choice(self, kind: ProviderKind, endpoint: Option<String>) -> Result<ProviderChoice, CliError> {
+        if kind != ProviderKind::Aws {
+            let stray = [
+                ("--name", self.access.name.is_some()),
+                ("--profile", self.access.profile.is_some()),
+                ("--region", self.access.region.is_some()),
+                ("--ami", self.ami.is_some()),
+                ("--subnet-id", self.subnet_id.is_some()),
+                ("--allow-cidr", self.allow_cidr.is_some()),
+                ("--ssh-key", self.ssh_key.is_some()),
+                ("--from-terraform", self.from_terraform.is_some()),
+            ];
+            if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(CliError::WrongProvider {
+                    flag,
+                    applies_to: "aws",
+                });
+            }
+        }
+        Ok(match kind {
+            ProviderKind::Local => {
+                if endpoint.is_some() {
+                    return Err(CliError::WrongProvider {
+                        flag: "--endpoint",
+                        applies_to: "localstack or aws",
+                    });
+                }
+                ProviderChoice::Local
+            }
+            ProviderKind::Localstack => ProviderChoice::Localstack {
+                endpoint: endpoint
+                    .or_else(|| std::env::var("LAB_LOCALSTACK_ENDPOINT").ok())
+                    .unwrap_or_else(|| DEFAULT_LOCALSTACK_ENDPOINT.to_owned()),
+            },
+            ProviderKind::Aws => ProviderChoice::Aws(Box::new(AwsOptions {
+                name: self.access.name,
+                profile: self.access.profile,
+                region: self.access.region,
+                endpoint,
+                instance_type: self.instance_type,
+                ami: self.ami,
+                subnet_id: self.subnet_id,
+                allow_cidr: self.allow_cidr,
+                ssh_user: self.ssh_user,
+                ssh_key: self.ssh_key,
+                ssh_port: self.ssh_port,
+                reach: self.reach,
+                remote_dir: self.remote_dir,
+                ssh_timeout: Duration::from_secs(self.ssh_timeout),
+                yes: self.yes,
+                from_terraform: self.from_terraform,
+            })),
+        })
+    }
 }
 
 impl RenderArgs {
@@ -295,14 +435,14 @@ impl RawArgs {
                 render,
                 provider,
                 endpoint,
+                aws,
                 json,
             } => {
                 let (topology, renderer) = render.resolve()?;
                 Command::Up {
                     topology,
                     renderer,
-                    provider,
-                    endpoint,
+                    provider: aws.choice(provider, endpoint)?,
                     json,
                 }
             }
@@ -343,7 +483,23 @@ impl RawArgs {
                 }
             }
             RawCommand::Practice { action } => Command::Practice(action),
-            RawCommand::Down { purge } => Command::Down { purge },
+            RawCommand::Down {
+                purge,
+                sweep,
+                access,
+                endpoint,
+            } => Command::Down {
+                purge,
+                sweep: sweep.then(|| {
+                    Box::new(AwsOptions {
+                        name: access.name,
+                        profile: access.profile,
+                        region: access.region,
+                        endpoint,
+                        ..AwsOptions::default()
+                    })
+                }),
+            },
         };
         Ok(Settings {
             home: LabHome::new(home),
@@ -377,7 +533,7 @@ mod tests {
         else {
             panic!("not up");
         };
-        assert_eq!(provider, ProviderKind::Local);
+        assert!(matches!(provider, ProviderChoice::Local));
         assert_eq!(topology.clusters[1].nodes[0].api_port, 9030);
         let relative = RawArgs::try_parse_from(["lab", "--home", "rel", "status"])
             .unwrap()
@@ -396,13 +552,44 @@ mod tests {
         .unwrap()
         .resolve()
         .unwrap();
-        let Command::Up {
-            provider, endpoint, ..
-        } = localstack.command
-        else {
+        let Command::Up { provider, .. } = localstack.command else {
             panic!("not up");
         };
-        assert_eq!(provider, ProviderKind::Localstack);
-        assert_eq!(endpoint, "http://127.0.0.1:4567");
+        assert!(
+            matches!(&provider, ProviderChoice::Localstack { endpoint } if endpoint == "http://127.0.0.1:4567"),
+            "{provider:?}"
+        );
+        let stray = RawArgs::try_parse_from(["lab", "up", "--ssh-key", "/k"])
+            .unwrap()
+            .resolve();
+        assert_eq!(
+            stray.err().map(|e| e.to_string()).as_deref(),
+            Some("--ssh-key only applies to --provider aws")
+        );
+        let aws = RawArgs::try_parse_from([
+            "lab",
+            "up",
+            "--provider",
+            "aws",
+            "--region",
+            "eu-west-1",
+            "--reach",
+            "private",
+            "--yes",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        let Command::Up {
+            provider: ProviderChoice::Aws(options),
+            ..
+        } = aws.command
+        else {
+            panic!("not aws");
+        };
+        assert_eq!(options.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(options.reach, Reach::Private);
+        assert!(options.yes);
+        assert_eq!(options.ssh_user, "ec2-user");
     }
 }

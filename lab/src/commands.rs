@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::bringup::Bringup;
 use crate::cli::{Command, FaultAction, Settings};
-use crate::provider::{self, LocalProvider, Provider, ProviderKind};
+use crate::provider::{self, AwsProvider, LocalProvider, Provider, ProviderChoice};
 use crate::render::Renderer;
 use crate::report;
 use crate::runbook::{Engine, Runbook};
@@ -26,9 +26,8 @@ pub fn run(settings: Settings) -> Result<u8, LabError> {
             topology,
             renderer,
             provider,
-            endpoint,
             json,
-        } => up(home, &topology, &renderer, provider, &endpoint, json),
+        } => up(home, &topology, &renderer, &provider, json),
         Command::Status { json } => status(home, json),
         Command::Env { target } => env(home, target.as_deref()),
         Command::Creds { cluster, json } => creds(home, cluster.as_deref(), json),
@@ -48,7 +47,7 @@ pub fn run(settings: Settings) -> Result<u8, LabError> {
             repeat,
         } => drill(home, &runbook, &topology, &renderer, report.as_deref(), repeat),
         Command::Practice(action) => crate::practice::run(home, action),
-        Command::Down { purge } => down(home, purge),
+        Command::Down { purge, sweep } => down(home, purge, sweep.as_deref()),
     }
 }
 
@@ -61,12 +60,11 @@ pub(crate) fn up(
     home: &LabHome,
     topology: &Topology,
     renderer: &Renderer,
-    kind: ProviderKind,
-    endpoint: &str,
+    choice: &ProviderChoice,
     json: bool,
 ) -> Result<u8, LabError> {
-    let (state, provider) = start_lab(home, topology, renderer, kind, endpoint)?;
-    let status = status::collect(&state, home, provider.host());
+    let (state, provider) = start_lab(home, topology, renderer, choice)?;
+    let status = status::collect(&state, home, provider.as_ref());
     if json {
         println!("{}", to_json(&status)?);
     } else {
@@ -88,8 +86,7 @@ fn start_lab(
     home: &LabHome,
     topology: &Topology,
     renderer: &Renderer,
-    kind: ProviderKind,
-    endpoint: &str,
+    choice: &ProviderChoice,
 ) -> Result<(State, Box<dyn Provider>), LabError> {
     if let Some(existing) = home.load()? {
         return Err(LabError::AlreadyUp {
@@ -97,7 +94,7 @@ fn start_lab(
             topology: existing.topology,
         });
     }
-    let provider = provider::for_kind(kind, endpoint)?;
+    let provider = provider::for_choice(choice, home)?;
     let plan = provider.plan(topology, home)?;
     let mut rendered = Vec::new();
     for cluster in &plan {
@@ -117,7 +114,7 @@ fn start_lab(
         provider: provider.name().to_owned(),
         topology: topology.name.clone(),
         phase: Phase::Starting,
-        labnode: provider.labnode().to_owned(),
+        labnode: provider.local_labnode().to_owned(),
         clusters: plan
             .into_iter()
             .map(|c| ClusterState {
@@ -131,14 +128,13 @@ fn start_lab(
     };
     home.save(&state)?;
     let result = provider
-        .provision(home, &mut state)
+        .provision(home, &mut state, &rendered, renderer)
         .map_err(LabError::from)
         .and_then(|()| place_files(provider.as_ref(), &state, &rendered))
         .and_then(|()| {
             Bringup {
                 home,
-                host: provider.host(),
-                labnode: provider.labnode(),
+                provider: provider.as_ref(),
                 progress: &mut progress,
             }
             .run(&mut state)
@@ -149,7 +145,10 @@ fn start_lab(
         let cleanup = provider
             .teardown(home, Some(&state))
             .map_err(LabError::from)
-            .and_then(|_| home.remove_runtime().map_err(LabError::from));
+            .and_then(|lines| {
+                lines.iter().for_each(|line| progress(line));
+                home.remove_runtime().map_err(LabError::from)
+            });
         if let Err(cleanup) = cleanup {
             progress(&format!("cleanup failed too ({cleanup}); run `lab down`"));
         }
@@ -177,7 +176,7 @@ fn drill(
             "drill {} run {run}/{repeat}: bringing up {}",
             runbook.name, topology.name
         ));
-        let (state, provider) = start_lab(home, topology, renderer, ProviderKind::Local, "")?;
+        let (state, provider) = start_lab(home, topology, renderer, &ProviderChoice::Local)?;
         let outcome = Engine::new(home, state, provider.as_ref(), true)
             .map(|engine| engine.run(runbook, run))
             .map_err(|source| LabError::Io {
@@ -221,11 +220,10 @@ fn place_files(
     state: &State,
     rendered: &[(PathBuf, String)],
 ) -> Result<(), LabError> {
-    let host = provider.host();
-    for (path, text) in rendered {
+    let nodes = state.clusters.iter().flat_map(|c| &c.nodes);
+    for (node, (path, text)) in nodes.zip(rendered) {
+        let host = provider.host(node);
         host.upload(text.as_bytes(), path)?;
-    }
-    for node in state.clusters.iter().flat_map(|c| &c.nodes) {
         let data = node.data.display().to_string();
         let out = host.exec(Path::new("mkdir"), &["-p", &data])?;
         if !out.success {
@@ -240,8 +238,8 @@ fn place_files(
 
 fn status(home: &LabHome, json: bool) -> Result<u8, LabError> {
     let state = home.require()?;
-    let provider = provider::for_state(&state)?;
-    let status = status::collect(&state, home, provider.host());
+    let provider = provider::for_state(&state, home)?;
+    let status = status::collect(&state, home, provider.as_ref());
     if json {
         println!("{}", to_json(&status)?);
     } else {
@@ -261,8 +259,8 @@ fn pick_node(home: &LabHome, state: &State, target: Option<&str>) -> Result<(usi
     match state.resolve(target)? {
         Target::Node(c, n) => Ok((c, n)),
         Target::Cluster(c) => {
-            let provider = provider::for_state(state)?;
-            let status: LabStatus = status::collect(state, home, provider.host());
+            let provider = provider::for_state(state, home)?;
+            let status: LabStatus = status::collect(state, home, provider.as_ref());
             Ok(match status.leader_of(c) {
                 Some(n) => (c, n),
                 None => {
@@ -376,11 +374,10 @@ fn logs(home: &LabHome, node: &str, follow: bool) -> Result<u8, LabError> {
     let Target::Node(c, n) = state.resolve(Some(node))? else {
         return Err(LabError::NotANode(node.to_owned()));
     };
-    let provider = provider::for_state(&state)?;
+    let provider = provider::for_state(&state, home)?;
     let mut stdout = std::io::stdout().lock();
-    provider
-        .host()
-        .logs(&state.clusters[c].nodes[n].log, follow, &mut stdout)?;
+    let node = &state.clusters[c].nodes[n];
+    provider.host(node).logs(&node.log, follow, &mut stdout)?;
     Ok(0)
 }
 
@@ -394,16 +391,15 @@ fn fault(home: &LabHome, action: FaultAction) -> Result<u8, LabError> {
         | FaultAction::Start { target, .. } => target,
     };
     let nodes = state.nodes_of(state.resolve(Some(target))?);
-    let provider = provider::for_state(&state)?;
-    let host = provider.host();
+    let provider = provider::for_state(&state, home)?;
     for (c, n) in nodes {
         let name = state.qualified(c, n);
+        let host = provider.host(&state.clusters[c].nodes[n]);
         match &action {
             FaultAction::Start { unseal, .. } => {
                 Bringup {
                     home,
-                    host,
-                    labnode: provider.labnode(),
+                    provider: provider.as_ref(),
                     progress: &mut progress,
                 }
                 .restart(&mut state, c, n, *unseal)?;
@@ -416,7 +412,7 @@ fn fault(home: &LabHome, action: FaultAction) -> Result<u8, LabError> {
             }
             FaultAction::Partition { .. } | FaultAction::Heal { .. } => {
                 let cut = matches!(action, FaultAction::Partition { .. });
-                crate::host::set_partition(host, &state.clusters[c].nodes[n].data, cut)?;
+                crate::host::set_partition(host.as_ref(), &state.clusters[c].nodes[n].data, cut)?;
                 println!(
                     "{name}: {}",
                     if cut {
@@ -469,7 +465,11 @@ fn render(home: &LabHome, topology: &Topology, renderer: &Renderer, out: &Path) 
     Ok(0)
 }
 
-pub(crate) fn down(home: &LabHome, purge: bool) -> Result<u8, LabError> {
+pub(crate) fn down(
+    home: &LabHome,
+    purge: bool,
+    sweep: Option<&provider::AwsOptions>,
+) -> Result<u8, LabError> {
     let state = match home.load() {
         Ok(state) => state,
         Err(StateError::Corrupt { path, .. }) => {
@@ -482,11 +482,26 @@ pub(crate) fn down(home: &LabHome, purge: bool) -> Result<u8, LabError> {
         Err(e) => return Err(e.into()),
     };
     let provider: Box<dyn Provider> = match &state {
-        Some(state) => provider::for_state(state)?,
+        Some(state) => provider::for_state(state, home)?,
         None => Box::new(LocalProvider::new(PathBuf::new())),
     };
     for line in provider.teardown(home, state.as_ref())? {
         progress(&line);
+    }
+    if let Some(options) = sweep {
+        let mut options = options.clone();
+        let recorded = state.as_ref().and_then(|s| s.aws.as_ref());
+        if let Some(aws) = recorded.filter(|_| options.name.is_none()) {
+            options.name = aws.ec2_lab.as_ref().map(|lab| lab.name.clone());
+            options.region = options.region.or_else(|| Some(aws.region.clone()));
+            options.endpoint = options
+                .endpoint
+                .or_else(|| (!aws.endpoint.is_empty()).then(|| aws.endpoint.clone()));
+        }
+        let sweeper = AwsProvider::new(LocalProvider::new(PathBuf::new()), home, options);
+        for line in sweeper.sweep()? {
+            progress(&line);
+        }
     }
     let existed = home.root().exists();
     if purge {

@@ -15,8 +15,13 @@ use serde::Serialize;
 /// The node configuration template's file name, in `templates/` or the override directory.
 pub const NODE_TEMPLATE: &str = "node.hcl.hbs";
 
+/// The EC2 user data template's file name, in `templates/` or the override directory.
+pub const USER_DATA_TEMPLATE: &str = "user-data.sh.hbs";
+
 /// The shipped node template, used when no override directory is given.
 const EMBEDDED_NODE_TEMPLATE: &str = include_str!("../../templates/node.hcl.hbs");
+/// The shipped user data template.
+const EMBEDDED_USER_DATA_TEMPLATE: &str = include_str!("../../templates/user-data.sh.hbs");
 
 /// Why a node configuration could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +60,14 @@ pub enum RenderError {
         node: String,
         /// labnode's parser error, pointing at the line (boxed: it is large).
         source: Box<labnode::config::ConfigError>,
+    },
+    /// A user data value would break out of the shell script it is written into.
+    #[error("user data for {node}: {message}")]
+    UnsafeUserData {
+        /// `cluster/node`.
+        node: String,
+        /// Which value and why.
+        message: String,
     },
     /// The rendered configuration parses but disagrees with what lab will talk to.
     #[error("rendered configuration for {node}: {message}; the template must use the context values")]
@@ -152,39 +165,91 @@ pub struct AutoJoinContext {
     pub port: u16,
 }
 
-/// A loaded node template, ready to render any number of nodes.
+/// What the EC2 user data template writes at an instance's first boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserDataContext {
+    /// `cluster/node`.
+    pub node: String,
+    /// The login that owns lab's files (lab uploads as this user).
+    pub ssh_user: String,
+    /// lab's directory on the instance.
+    pub remote_dir: String,
+    /// The node's directory.
+    pub node_dir: String,
+    /// The node's HCL path.
+    pub config_path: String,
+    /// The rendered node HCL.
+    pub config: String,
+    /// The systemd unit's name.
+    pub service: String,
+    /// The systemd unit's text.
+    pub unit: String,
+}
+
+/// Loaded node and user data templates, ready to render any number of nodes.
 pub struct Renderer {
     handlebars: Handlebars<'static>,
     origin: String,
+    user_data: Handlebars<'static>,
+    user_data_origin: String,
 }
 
 impl Renderer {
-    /// Loads `node.hcl.hbs` from `dir`, or the embedded copy when `dir` is `None`.
+    /// Loads `node.hcl.hbs` from `dir`, or the embedded copy when `dir` is `None`; the
+    /// user data template likewise, from `dir` when it has one.
     pub fn new(dir: Option<&Path>) -> Result<Renderer, RenderError> {
-        let (text, origin) = match dir {
-            Some(dir) => {
-                let path = dir.join(NODE_TEMPLATE);
-                let text = std::fs::read_to_string(&path).map_err(|source| RenderError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                (text, path.display().to_string())
-            }
-            None => (
-                EMBEDDED_NODE_TEMPLATE.to_owned(),
-                format!("templates/{NODE_TEMPLATE}"),
-            ),
+        let (text, origin) = load_template(dir, NODE_TEMPLATE, EMBEDDED_NODE_TEMPLATE, true)?;
+        let handlebars = compile(NODE_TEMPLATE, text, &origin, escape_hcl_string)?;
+        let (text, user_data_origin) =
+            load_template(dir, USER_DATA_TEMPLATE, EMBEDDED_USER_DATA_TEMPLATE, false)?;
+        // Values are checked shell-safe before rendering; the texts go into quoted heredocs.
+        let user_data = compile(USER_DATA_TEMPLATE, text, &user_data_origin, handlebars::no_escape)?;
+        Ok(Renderer {
+            handlebars,
+            origin,
+            user_data,
+            user_data_origin,
+        })
+    }
+
+    /// Renders an instance's user data: a shell script writing the node's HCL and unit.
+    pub fn render_user_data(&self, context: &UserDataContext) -> Result<String, RenderError> {
+        let unsafe_data = |message: String| RenderError::UnsafeUserData {
+            node: context.node.clone(),
+            message,
         };
-        let mut handlebars = Handlebars::new();
-        handlebars.set_strict_mode(true);
-        handlebars.register_escape_fn(escape_hcl_string);
-        handlebars
-            .register_template_string(NODE_TEMPLATE, text)
-            .map_err(|e| RenderError::Syntax {
-                origin: origin.clone(),
+        for (name, value) in [
+            ("ssh_user", &context.ssh_user),
+            ("remote_dir", &context.remote_dir),
+            ("node_dir", &context.node_dir),
+            ("config_path", &context.config_path),
+            ("service", &context.service),
+        ] {
+            if value.is_empty()
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+            {
+                return Err(unsafe_data(format!(
+                    "{name} \"{value}\" may only hold letters, digits and / . _ -"
+                )));
+            }
+        }
+        for (name, value, delimiter) in [
+            ("config", &context.config, "LAB_NODE_HCL"),
+            ("unit", &context.unit, "LAB_NODE_UNIT"),
+        ] {
+            if value.lines().any(|line| line == delimiter) {
+                return Err(unsafe_data(format!("{name} contains the line {delimiter}")));
+            }
+        }
+        self.user_data
+            .render(USER_DATA_TEMPLATE, context)
+            .map_err(|e| RenderError::Render {
+                origin: self.user_data_origin.clone(),
+                node: context.node.clone(),
                 message: e.to_string(),
-            })?;
-        Ok(Renderer { handlebars, origin })
+            })
     }
 
     /// Renders one node and checks the result with labnode's parser.
@@ -207,6 +272,46 @@ impl Renderer {
         check_matches(&config, context).map_err(|message| RenderError::Mismatch { node, message })?;
         Ok(text)
     }
+}
+
+/// A template from `dir`, or the embedded text; the user data template may be absent from
+/// `dir` (an override directory made before it existed), the node template may not.
+fn load_template(
+    dir: Option<&Path>,
+    name: &str,
+    embedded: &str,
+    required: bool,
+) -> Result<(String, String), RenderError> {
+    if let Some(dir) = dir {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return Ok((text, path.display().to_string())),
+            Err(e) if required || e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RenderError::Read { path, source: e })
+            }
+            Err(_) => {}
+        }
+    }
+    Ok((embedded.to_owned(), format!("templates/{name}")))
+}
+
+/// A strict registry holding one template.
+fn compile(
+    name: &str,
+    text: String,
+    origin: &str,
+    escape: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> Result<Handlebars<'static>, RenderError> {
+    let mut handlebars = Handlebars::new();
+    handlebars.set_strict_mode(true);
+    handlebars.register_escape_fn(escape);
+    handlebars
+        .register_template_string(name, text)
+        .map_err(|e| RenderError::Syntax {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok(handlebars)
 }
 
 /// lab talks to the addresses in the context and finds data where it said; a template
@@ -273,6 +378,56 @@ mod tests {
             ui: true,
             log_level: "info".into(),
         }
+    }
+
+    fn user_data() -> UserDataContext {
+        UserDataContext {
+            node: "primary/node-a".into(),
+            ssh_user: "ec2-user".into(),
+            remote_dir: "/opt/lab".into(),
+            node_dir: "/opt/lab/primary/node-a".into(),
+            config_path: "/opt/lab/primary/node-a/node.hcl".into(),
+            config: "api_addr = \"http://10.0.1.11:8200\"\n".into(),
+            service: "labnode-primary-node-a".into(),
+            unit: "[Service]\nExecStart=/opt/lab/bin/labnode server\n".into(),
+        }
+    }
+
+    #[test]
+    fn user_data_writes_the_config_and_unit_verbatim() {
+        let text = Renderer::new(None)
+            .unwrap()
+            .render_user_data(&user_data())
+            .unwrap();
+        assert!(text.starts_with("#!/bin/sh\n"), "{text}");
+        assert!(
+            text.contains("cat >/opt/lab/primary/node-a/node.hcl <<'LAB_NODE_HCL'\napi_addr = \"http://10.0.1.11:8200\"\n\nLAB_NODE_HCL\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/etc/systemd/system/labnode-primary-node-a.service"),
+            "{text}"
+        );
+        assert!(
+            text.contains("install -d -m 0700 -o ec2-user /opt/lab/primary/node-a"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn user_data_refuses_values_that_would_escape_the_script() {
+        let renderer = Renderer::new(None).unwrap();
+        let mut context = user_data();
+        context.ssh_user = "ec2-user; rm -rf /".into();
+        let err = renderer.render_user_data(&context).unwrap_err().to_string();
+        assert!(
+            err.contains("ssh_user") && err.contains("primary/node-a"),
+            "{err}"
+        );
+        let mut context = user_data();
+        context.config = "x\nLAB_NODE_HCL\nreboot\n".into();
+        let err = renderer.render_user_data(&context).unwrap_err().to_string();
+        assert!(err.contains("contains the line LAB_NODE_HCL"), "{err}");
     }
 
     #[test]

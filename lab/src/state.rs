@@ -122,6 +122,47 @@ pub struct AwsResources {
     pub keys: Vec<KmsKey>,
     /// One instance per node (what auto_join discovers).
     pub instances: Vec<Ec2Instance>,
+    /// What only the aws provider makes: security group, key pair, IAM role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_lab: Option<Ec2Lab>,
+}
+
+/// The aws provider's own resources and how to reach its instances again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ec2Lab {
+    /// The `lab=<name>` tag on every resource, which `lab down --sweep` searches.
+    pub name: String,
+    /// The AWS profile the resources were made with, for the later commands.
+    pub profile: Option<String>,
+    /// Created by Terraform and only adopted: `lab down` leaves them to `terraform destroy`.
+    pub adopted: bool,
+    /// The security group.
+    pub security_group_id: Option<String>,
+    /// The EC2 key pair's name.
+    pub key_pair: Option<String>,
+    /// The private key lab connects with (created by lab under the home, or the operator's).
+    pub ssh_key: PathBuf,
+    /// True when `ssh_key` is lab's own file, deleted with the key pair.
+    pub ssh_key_created: bool,
+    /// The nodes' IAM role.
+    pub role: Option<String>,
+    /// Its inline policy's name, once attached.
+    pub role_policy: Option<String>,
+    /// The instance profile holding the role.
+    pub instance_profile: Option<String>,
+    /// Where node files live on the instances (`<dir>/bin/labnode`, `<dir>/<cluster>/<node>`).
+    pub remote_dir: PathBuf,
+}
+
+/// How lab reaches a node's machine over ssh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshAddress {
+    /// IP address or name.
+    pub host: String,
+    /// sshd's port.
+    pub port: u16,
+    /// The login.
+    pub user: String,
 }
 
 /// A cluster's seal key.
@@ -180,6 +221,9 @@ pub struct NodeState {
     pub log: PathBuf,
     /// The running process, `None` when never started, stopped or killed.
     pub process: Option<ProcessInfo>,
+    /// Where the node's machine answers ssh (`None`: it runs on this machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshAddress>,
 }
 
 /// Credentials as `vault operator init -format=json` prints them.
@@ -367,6 +411,13 @@ impl LabHome {
         Ok(path)
     }
 
+    /// Writes a secret file (an ssh private key) under the home, readable by the owner only.
+    pub fn save_private(&self, relative: &Path, bytes: &[u8]) -> Result<PathBuf, StateError> {
+        let path = self.root.join(relative);
+        write_atomic(&path, bytes, 0o600)?;
+        Ok(path)
+    }
+
     /// Reads a cluster's credentials.
     pub fn credentials(&self, cluster: &str) -> Result<Credentials, StateError> {
         let path = self.creds_path(cluster);
@@ -463,6 +514,7 @@ mod tests {
             data: PathBuf::new(),
             log: PathBuf::new(),
             process: None,
+            ssh: None,
         }
     }
 

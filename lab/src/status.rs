@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::api::NodeClient;
-use crate::host::Host;
+use crate::provider::Provider;
 use crate::state::{LabHome, State};
 
 /// `status --json` (**contract**): `{"clusters":[{"name","nodes":[...]}]}`.
@@ -66,7 +66,7 @@ impl NodeRole {
 }
 
 /// Asks every node of the lab for its health, and each cluster's active node for voters.
-pub fn collect(state: &State, home: &LabHome, host: &dyn Host) -> LabStatus {
+pub fn collect(state: &State, home: &LabHome, provider: &dyn Provider) -> LabStatus {
     let clusters = state
         .clusters
         .iter()
@@ -75,7 +75,10 @@ pub fn collect(state: &State, home: &LabHome, host: &dyn Host) -> LabStatus {
                 .nodes
                 .iter()
                 .map(|node| {
-                    let running = node.process.as_ref().is_some_and(|p| host.is_running(p));
+                    let running = node
+                        .process
+                        .as_ref()
+                        .is_some_and(|p| provider.host(node).is_running(p));
                     let health = running
                         .then(|| NodeClient::new(&node.api_addr).and_then(|c| c.health()).ok())
                         .flatten();

@@ -5,8 +5,10 @@
 //! trait is all the EC2 path needs on this side).
 
 mod local;
+mod ssh;
 
 pub use local::LocalHost;
+pub use ssh::{systemd_unit, SshHost, SshTarget};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,79 @@ pub enum HostError {
         pgid: u32,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// No ssh session could be opened (name not resolved, connection refused or timed out,
+    /// handshake failed); waiting may help, as with an instance still booting.
+    #[error("cannot reach {host} over ssh: {message}")]
+    SshConnect {
+        /// `host:port`.
+        host: String,
+        /// What failed.
+        message: String,
+    },
+    /// sshd did not answer within the time `wait_ready` was given.
+    #[error("{host} did not accept an ssh session within {}s (last error: {last})", waited.as_secs())]
+    SshNotReady {
+        /// `host:port`.
+        host: String,
+        /// How long lab waited.
+        waited: Duration,
+        /// Why the last attempt failed.
+        last: String,
+    },
+    /// sshd refused the key: retrying cannot help, the operator must fix the key or user.
+    #[error(
+        "ssh {user}@{host} refused the key {}: {message}; is it the private key of the key pair \
+         the instance was launched with, and is {user} the image's login user?",
+        key_file.display()
+    )]
+    SshAuth {
+        /// The login user.
+        user: String,
+        /// `host:port`.
+        host: String,
+        /// The private key offered.
+        key_file: PathBuf,
+        /// What sshd or libssh2 said.
+        message: String,
+    },
+    /// The host presented a different key than the one recorded at first contact: either the
+    /// machine was rebuilt under the same address, or something is intercepting the connection.
+    #[error(
+        "the ssh host key of {host} does not match the one recorded in {file}; if the machine \
+         was really rebuilt, delete the stale line for {name} from that file (`ssh-keygen -R \
+         '{name}' -f {file}`) and retry, otherwise someone may be intercepting the connection",
+        file = known_hosts.display()
+    )]
+    HostKeyMismatch {
+        /// `host:port`.
+        host: String,
+        /// The name the key is recorded under (`host` or `[host]:port`).
+        name: String,
+        /// lab's known_hosts file.
+        known_hosts: PathBuf,
+    },
+    /// An ssh or SFTP request failed on an open session.
+    #[error("{host}: cannot {action} over ssh: {message}")]
+    Ssh {
+        /// `host:port`.
+        host: String,
+        /// What lab was doing.
+        action: String,
+        /// What libssh2 or the server said.
+        message: String,
+    },
+    /// A command lab runs itself on the host (not one passed to [`Host::exec`]) failed.
+    #[error("{host}: `{command}` failed with exit status {status}: {}", stderr.trim_end())]
+    RemoteCommand {
+        /// `host:port`.
+        host: String,
+        /// The command (or what it does).
+        command: String,
+        /// Its exit status (-1 when killed by a signal).
+        status: i32,
+        /// Its standard error.
+        stderr: String,
     },
 }
 

@@ -21,7 +21,7 @@ use clap::Subcommand;
 
 use crate::api::ApiError;
 use crate::commands;
-use crate::provider::ProviderKind;
+use crate::provider::ProviderChoice;
 use crate::render::Renderer;
 use crate::state::{LabHome, State, StateError, Target};
 use crate::topology::TopologyError;
@@ -143,7 +143,7 @@ pub fn run(home: &LabHome, action: PracticeAction) -> Result<u8, LabError> {
         PracticeAction::Hint => hint(home),
         PracticeAction::Reset => {
             let session = Session::load(home)?;
-            commands::down(home, false)?;
+            commands::down(home, false, None)?;
             start(home, &session.exercise, Some(session.base_port))
         }
         PracticeAction::Solution { run } => solution(home, run),
@@ -181,8 +181,7 @@ fn start(home: &LabHome, spec: &str, base_port: Option<u16>) -> Result<u8, LabEr
         home,
         &topology,
         &Renderer::new(None)?,
-        ProviderKind::Local,
-        "",
+        &ProviderChoice::Local,
         false,
     )?;
     let dir = practice_dir(home);

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{PlannedCluster, PlannedNode, Provider, ProviderError};
@@ -22,7 +23,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct LocalProvider {
     labnode: PathBuf,
-    host: LocalHost,
+    host: Arc<LocalHost>,
 }
 
 impl LocalProvider {
@@ -30,7 +31,7 @@ impl LocalProvider {
     pub fn new(labnode: PathBuf) -> LocalProvider {
         LocalProvider {
             labnode,
-            host: LocalHost,
+            host: Arc::new(LocalHost),
         }
     }
 
@@ -141,6 +142,7 @@ impl Provider for LocalProvider {
                                 data,
                                 dir,
                                 process: None,
+                                ssh: None,
                             },
                             context,
                         }
@@ -181,8 +183,8 @@ impl Provider for LocalProvider {
         }
     }
 
-    fn host(&self) -> &dyn Host {
-        &self.host
+    fn host(&self, _node: &NodeState) -> Arc<dyn Host> {
+        self.host.clone()
     }
 
     fn labnode(&self) -> &Path {

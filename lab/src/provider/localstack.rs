@@ -16,7 +16,8 @@
 //! labnode already builds; both with LocalStack's fixed test/test credentials.
 
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
@@ -25,14 +26,15 @@ use aws_sdk_kms::config::timeout::TimeoutConfig;
 use aws_sdk_kms::config::{BehaviorVersion, Region};
 use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::types::KeyState;
-use labnode::cluster::discover::Ec2Client;
-use labnode::cluster::DiscoverError;
+use labnode::cluster::discover::QueryClient;
 use sha2::{Digest, Sha256};
 
+use super::cloud::{real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
 use super::{LocalProvider, PlannedCluster, PlannedNode, Provider, ProviderError};
 use crate::host::Host;
 use crate::render::{
-    AutoJoinContext, AwsKmsContext, JoinContext, ListenerContext, NodeContext, SealContext, StaticCredentials,
+    AutoJoinContext, AwsKmsContext, JoinContext, ListenerContext, NodeContext, Renderer, SealContext,
+    StaticCredentials,
 };
 use crate::state::{AwsResources, Ec2Instance, KmsKey, LabHome, NodeState, State};
 use crate::topology::{SealKind, Topology};
@@ -56,8 +58,6 @@ const JOIN_TAG: &str = "vault";
 const HOME_TAG: &str = "lab-home";
 /// Marks an instance with its `cluster/node`.
 const NODE_TAG: &str = "lab-node";
-/// The shortest waiting period KMS allows before a key is deleted.
-const KEY_DELETION_DAYS: i32 = 7;
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Local processes on LocalStack-registered instances, sealed by LocalStack's KMS.
@@ -107,8 +107,8 @@ impl LocalStackProvider {
             .map_err(|e| self.cloud_error("starting an async runtime", e))
     }
 
-    fn clients(&self) -> Result<(Ec2Client, aws_sdk_kms::Client), ProviderError> {
-        let ec2 = Ec2Client::new(Some(&self.endpoint), REGION, credentials())
+    fn clients(&self) -> Result<(QueryClient, aws_sdk_kms::Client), ProviderError> {
+        let ec2 = QueryClient::ec2(Some(&self.endpoint), REGION, credentials())
             .map_err(|e| self.cloud_error("creating the EC2 client", e))?;
         let config = aws_sdk_kms::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -127,7 +127,7 @@ impl LocalStackProvider {
     }
 
     /// One EC2 call, its errors named after the action.
-    async fn ec2(&self, ec2: &Ec2Client, params: &[(&str, &str)]) -> Result<String, ProviderError> {
+    async fn ec2(&self, ec2: &QueryClient, params: &[(&str, &str)]) -> Result<String, ProviderError> {
         let action = params
             .iter()
             .find(|(k, _)| *k == "Action")
@@ -229,7 +229,7 @@ impl LocalStackProvider {
     /// The first `id_field` of a Describe call filtered on this home's tag.
     async fn find_tagged(
         &self,
-        ec2: &Ec2Client,
+        ec2: &QueryClient,
         action: &str,
         owner: &str,
         id_field: &str,
@@ -248,7 +248,7 @@ impl LocalStackProvider {
         Ok(xml_text(&xml, id_field).ok())
     }
 
-    async fn tag(&self, ec2: &Ec2Client, resource: &str, owner: &str) -> Result<(), ProviderError> {
+    async fn tag(&self, ec2: &QueryClient, resource: &str, owner: &str) -> Result<(), ProviderError> {
         self.ec2(
             ec2,
             &[
@@ -316,7 +316,7 @@ impl LocalStackProvider {
     /// The live instance tagged with this home and node (started if stopped), or a new one.
     async fn ensure_instance(
         &self,
-        ec2: &Ec2Client,
+        ec2: &QueryClient,
         subnet_id: &str,
         ip: &str,
         tag: &str,
@@ -422,33 +422,9 @@ impl LocalStackProvider {
             done.push(format!("deleted {what} {id}"));
         }
         for key in &aws.keys {
-            let scheduled = kms
-                .schedule_key_deletion()
-                .key_id(&key.key_id)
-                .pending_window_in_days(KEY_DELETION_DAYS)
-                .send()
-                .await;
-            match scheduled {
-                Ok(_) => {}
-                Err(e)
-                    if e.as_service_error().is_some_and(|s| {
-                        s.is_not_found_exception() || s.is_kms_invalid_state_exception()
-                    }) => {}
-                Err(e) => {
-                    return Err(self.cloud_error(
-                        format!("ScheduleKeyDeletion {}", key.key_id),
-                        DisplayErrorContext(e),
-                    ))
-                }
-            }
-            let unaliased = kms.delete_alias().alias_name(&key.alias).send().await;
-            if let Err(e) = unaliased {
-                if !e.as_service_error().is_some_and(|s| s.is_not_found_exception()) {
-                    return Err(
-                        self.cloud_error(format!("DeleteAlias {}", key.alias), DisplayErrorContext(e))
-                    );
-                }
-            }
+            retire_kms_key(&kms, &key.key_id, &key.alias)
+                .await
+                .map_err(|(action, message)| self.cloud_error(action, message))?;
             done.push(format!(
                 "KMS key {} ({}) scheduled for deletion in {KEY_DELETION_DAYS} days",
                 key.key_id, key.alias
@@ -534,6 +510,7 @@ impl Provider for LocalStackProvider {
                         data,
                         dir,
                         process: None,
+                        ssh: None,
                     },
                     context,
                 });
@@ -589,12 +566,18 @@ impl Provider for LocalStackProvider {
         }
     }
 
-    fn provision(&self, home: &LabHome, state: &mut State) -> Result<(), ProviderError> {
+    fn provision(
+        &self,
+        home: &LabHome,
+        state: &mut State,
+        _configs: &[(PathBuf, String)],
+        _renderer: &Renderer,
+    ) -> Result<(), ProviderError> {
         self.runtime()?.block_on(self.provision_all(home, state))
     }
 
-    fn host(&self) -> &dyn Host {
-        self.local.host()
+    fn host(&self, node: &NodeState) -> Arc<dyn Host> {
+        self.local.host(node)
     }
 
     fn labnode(&self) -> &Path {
@@ -630,34 +613,6 @@ fn node_ip(api_addr: &str) -> Option<String> {
     let rest = api_addr.strip_prefix("http://")?;
     let (ip, _) = rest.rsplit_once(':')?;
     Some(ip.to_owned())
-}
-
-/// The text of the first element named `name`.
-fn xml_text(xml: &str, name: &str) -> Result<String, String> {
-    xml_texts(xml, name)
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("no <{name}> in the answer"))
-}
-
-/// The texts of every element named `name` (empty when the XML does not parse).
-fn xml_texts(xml: &str, name: &str) -> Vec<String> {
-    let Ok(doc) = roxmltree::Document::parse(xml) else {
-        return Vec::new();
-    };
-    doc.descendants()
-        .filter(|n| n.tag_name().name() == name)
-        .filter_map(|n| n.text().map(str::to_owned))
-        .collect()
-}
-
-/// The error of a delete call, unless it only says the resource is already gone.
-fn real_error(result: Result<String, DiscoverError>) -> Option<DiscoverError> {
-    match result {
-        Ok(_) => None,
-        Err(DiscoverError::Api { code, .. }) if code.ends_with(".NotFound") => None,
-        Err(e) => Some(e),
-    }
 }
 
 #[cfg(test)]
@@ -702,20 +657,5 @@ mod tests {
             .unwrap()
             .render_node(b)
             .unwrap();
-    }
-
-    #[test]
-    fn only_not_found_counts_as_already_deleted() {
-        let api = |code: &str| {
-            Err(DiscoverError::Api {
-                endpoint: "e".into(),
-                status: 400,
-                code: code.into(),
-                message: "m".into(),
-            })
-        };
-        assert!(real_error(api("InvalidVpcID.NotFound")).is_none());
-        assert!(real_error(api("DependencyViolation")).is_some());
-        assert!(real_error(Ok(String::new())).is_none());
     }
 }

@@ -5,18 +5,25 @@
 //! runs the nodes, and tears everything down. `local` runs Shamir clusters on 127.0.0.1;
 //! `localstack` runs the same processes on 127.0.1.x with the awskms seal and EC2
 //! auto_join, creating the KMS keys and instances in LocalStack ([`Provider::provision`])
-//! and deleting them in [`Provider::teardown`].
+//! and deleting them in [`Provider::teardown`]; `aws` creates real (or emulated) EC2
+//! instances and runs each node on its own instance over ssh.
 
+mod aws;
+mod cloud;
 mod local;
 mod localstack;
+mod terraform;
 
+pub use aws::{AwsOptions, AwsProvider, Reach};
 pub use local::LocalProvider;
 pub use localstack::{LocalStackProvider, DEFAULT_ENDPOINT as DEFAULT_LOCALSTACK_ENDPOINT};
+pub use terraform::{TerraformLab, TerraformNode};
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::host::{Host, HostError};
-use crate::render::NodeContext;
+use crate::render::{NodeContext, RenderError, Renderer};
 use crate::state::{LabHome, NodeState, State, StateError};
 use crate::topology::{DrRole, SealKind, Topology};
 
@@ -27,6 +34,8 @@ pub enum ProviderKind {
     Local,
     /// Processes on 127.0.1.x, auto-unsealed by LocalStack's KMS, joined by EC2 tags.
     Localstack,
+    /// One EC2 instance per node, driven over ssh (`--endpoint` for LocalStack's EC2).
+    Aws,
 }
 
 impl ProviderKind {
@@ -35,6 +44,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Local => "local",
             ProviderKind::Localstack => "localstack",
+            ProviderKind::Aws => "aws",
         }
     }
 }
@@ -84,6 +94,9 @@ pub enum ProviderError {
     /// Starting or stopping a process failed.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// A node's user data could not be rendered.
+    #[error(transparent)]
+    Render(#[from] RenderError),
     /// Reading or writing lab state failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -121,35 +134,67 @@ pub trait Provider {
     fn preflight(&self, plan: &[PlannedCluster]) -> Result<(), ProviderError>;
     /// Creates the cloud resources the plan refers to, recording each in `state` (and
     /// `state.json`) as it is made, so `teardown` finds them even after a failure.
-    fn provision(&self, _home: &LabHome, _state: &mut State) -> Result<(), ProviderError> {
+    /// `configs` are the rendered node files in node order, for providers whose machines
+    /// receive them at boot (EC2 user data, rendered with `renderer`).
+    fn provision(
+        &self,
+        _home: &LabHome,
+        _state: &mut State,
+        _configs: &[(PathBuf, String)],
+        _renderer: &Renderer,
+    ) -> Result<(), ProviderError> {
         Ok(())
     }
-    /// The host that runs the nodes.
-    fn host(&self) -> &dyn Host;
-    /// The labnode executable on that host.
+    /// The host that runs `node` (one machine for every node locally, one per node on EC2).
+    fn host(&self, node: &NodeState) -> Arc<dyn Host>;
+    /// The labnode executable on the hosts.
     fn labnode(&self) -> &Path;
+    /// The labnode executable on this machine, which `lab shell` offers as `vault`.
+    fn local_labnode(&self) -> &Path {
+        self.labnode()
+    }
     /// Stops every process of the lab in `home`, including ones `state` does not know
     /// about (a crash between start and record), and deletes the cloud resources `state`
     /// records; returns one line per thing stopped or deleted.
     fn teardown(&self, home: &LabHome, state: Option<&State>) -> Result<Vec<String>, ProviderError>;
 }
 
-/// Builds the provider `up` asked for; `endpoint` is LocalStack's URL (localstack only).
-pub fn for_kind(kind: ProviderKind, endpoint: &str) -> Result<Box<dyn Provider>, ProviderError> {
-    match kind {
-        ProviderKind::Local => Ok(Box::new(LocalProvider::discover()?)),
-        ProviderKind::Localstack => Ok(Box::new(LocalStackProvider::new(
+/// The provider `lab up` asked for, with its settings.
+#[derive(Debug, Clone)]
+pub enum ProviderChoice {
+    /// Processes on 127.0.0.1.
+    Local,
+    /// LocalStack at this URL.
+    Localstack {
+        /// LocalStack's URL.
+        endpoint: String,
+    },
+    /// EC2 instances over ssh.
+    Aws(Box<AwsOptions>),
+}
+
+/// Builds the provider `up` asked for, for a lab in `home`.
+pub fn for_choice(choice: &ProviderChoice, home: &LabHome) -> Result<Box<dyn Provider>, ProviderError> {
+    match choice {
+        ProviderChoice::Local => Ok(Box::new(LocalProvider::discover()?)),
+        ProviderChoice::Localstack { endpoint } => Ok(Box::new(LocalStackProvider::new(
             LocalProvider::discover()?,
             endpoint,
+        ))),
+        ProviderChoice::Aws(options) => Ok(Box::new(AwsProvider::new(
+            LocalProvider::discover()?,
+            home,
+            (**options).clone(),
         ))),
     }
 }
 
 /// Rebuilds the provider that started an existing lab, for every command after `up`.
-pub fn for_state(state: &State) -> Result<Box<dyn Provider>, ProviderError> {
+pub fn for_state(state: &State, home: &LabHome) -> Result<Box<dyn Provider>, ProviderError> {
     match state.provider.as_str() {
         "local" => Ok(Box::new(LocalProvider::new(state.labnode.clone()))),
         "localstack" => Ok(Box::new(LocalStackProvider::from_state(state))),
+        "aws" => Ok(Box::new(AwsProvider::from_state(state, home))),
         other => Err(ProviderError::UnknownProvider(other.to_owned())),
     }
 }

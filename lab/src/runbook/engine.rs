@@ -291,8 +291,7 @@ impl<'a> Engine<'a> {
                     let mut progress = |line: &str| eprintln!("           {line}");
                     Bringup {
                         home: self.home,
-                        host: self.provider.host(),
-                        labnode: self.provider.labnode(),
+                        provider: self.provider,
                         progress: &mut progress,
                     }
                     .restart(&mut self.state, c, n, unseal)
@@ -301,12 +300,9 @@ impl<'a> Engine<'a> {
                 }
                 FaultKind::Partition | FaultKind::Heal => {
                     let cut = kind == FaultKind::Partition;
-                    crate::host::set_partition(
-                        self.provider.host(),
-                        &self.state.clusters[c].nodes[n].data,
-                        cut,
-                    )
-                    .map_err(|e| e.to_string())?;
+                    let node = &self.state.clusters[c].nodes[n];
+                    crate::host::set_partition(self.provider.host(node).as_ref(), &node.data, cut)
+                        .map_err(|e| e.to_string())?;
                     done.push(format!("{} {name}", if cut { "partitioned" } else { "healed" }));
                 }
                 FaultKind::Kill | FaultKind::Stop => {
@@ -314,7 +310,7 @@ impl<'a> Engine<'a> {
                         done.push(format!("{name} already down"));
                         continue;
                     };
-                    let host = self.provider.host();
+                    let host = self.provider.host(&self.state.clusters[c].nodes[n]);
                     if kind == FaultKind::Kill {
                         host.kill(&process)
                     } else {
@@ -779,7 +775,7 @@ impl<'a> Engine<'a> {
     fn health(&self, c: usize, n: usize) -> Option<Health> {
         let node = &self.state.clusters[c].nodes[n];
         let process = node.process.as_ref()?;
-        if !self.provider.host().is_running(process) {
+        if !self.provider.host(node).is_running(process) {
             return None;
         }
         NodeClient::with_timeout(&node.api_addr, HEALTH_TIMEOUT)
@@ -816,10 +812,10 @@ impl<'a> Engine<'a> {
             .nodes_of(target)
             .into_iter()
             .filter(|&(c, n)| {
-                self.state.clusters[c].nodes[n]
-                    .process
+                let node = &self.state.clusters[c].nodes[n];
+                node.process
                     .as_ref()
-                    .is_some_and(|p| self.provider.host().is_running(p))
+                    .is_some_and(|p| self.provider.host(node).is_running(p))
             })
             .collect())
     }

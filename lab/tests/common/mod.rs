@@ -4,6 +4,9 @@
 
 #![allow(dead_code, reason = "each test file uses a different part of the harness")]
 
+pub mod localstack;
+pub mod sshd;
+
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -66,12 +69,15 @@ impl PortBlock {
 /// One lab home; dropping it runs `lab down --purge`.
 pub struct Lab {
     pub home: tempfile::TempDir,
+    /// Extra environment for every `lab` command, the final `down` included.
+    pub env: Vec<(String, String)>,
 }
 
 impl Lab {
     pub fn new() -> Lab {
         Lab {
             home: tempfile::Builder::new().prefix("lab-test-").tempdir().unwrap(),
+            env: Vec::new(),
         }
     }
 
@@ -87,7 +93,8 @@ impl Lab {
             .args(args)
             .env("LAB_HOME", self.home())
             .env("LABNODE_BIN", labnode())
-            .env_remove("LAB_TEMPLATES");
+            .env_remove("LAB_TEMPLATES")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 

@@ -25,6 +25,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 
 /// EC2 Query-API version whose response shape the parser below reads.
 const EC2_API_VERSION: &str = "2016-11-15";
+const IAM_API_VERSION: &str = "2010-05-08";
 /// Discovery runs in a 2-second retry loop: a dead endpoint must not stall it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,7 +99,7 @@ async fn discover_round(auto_join: &str, scheme: &str, port: u16) -> Result<Vec<
             .await
             .map_err(|e| DiscoverError::Credentials(error_chain(&e)))?,
     };
-    let ec2 = Ec2Client::new(args.endpoint.as_deref(), &region, credentials)?;
+    let ec2 = QueryClient::ec2(args.endpoint.as_deref(), &region, credentials)?;
     let xml = ec2
         .call(&[
             ("Action", "DescribeInstances"),
@@ -232,30 +233,58 @@ fn redact(auto_join: &str) -> String {
         .join(" ")
 }
 
-/// A minimal signed EC2 Query-API client: one form-encoded POST per call.
+/// A minimal signed AWS Query-API client (EC2, IAM): one form-encoded POST per call.
 ///
-/// Public (but hidden) so the LocalStack tests can create VPCs and instances with the same
-/// signing path discovery uses.
+/// Public (but hidden) so lab and the LocalStack tests create VPCs, instances and roles
+/// with the same signing path discovery uses, without the SDK crates that double the build.
 #[doc(hidden)]
 #[derive(Debug, Clone)]
-pub struct Ec2Client {
+pub struct QueryClient {
     http: reqwest::Client,
     endpoint: String,
     region: String,
+    service: &'static str,
+    api_version: &'static str,
     identity: Identity,
 }
 
-impl Ec2Client {
-    /// `endpoint` overrides `https://ec2.<region>.amazonaws.com/`.
-    pub fn new(
+impl QueryClient {
+    /// An EC2 client; `endpoint` overrides `https://ec2.<region>.amazonaws.com/`.
+    pub fn ec2(
         endpoint: Option<&str>,
         region: &str,
+        credentials: Credentials,
+    ) -> Result<Self, DiscoverError> {
+        let default = format!("https://ec2.{region}.amazonaws.com/");
+        Self::build(endpoint, default, region, "ec2", EC2_API_VERSION, credentials)
+    }
+
+    /// An IAM client (a global service, signed for us-east-1); `endpoint` overrides
+    /// `https://iam.amazonaws.com/`.
+    pub fn iam(endpoint: Option<&str>, credentials: Credentials) -> Result<Self, DiscoverError> {
+        let default = "https://iam.amazonaws.com/".to_owned();
+        Self::build(
+            endpoint,
+            default,
+            "us-east-1",
+            "iam",
+            IAM_API_VERSION,
+            credentials,
+        )
+    }
+
+    fn build(
+        endpoint: Option<&str>,
+        default: String,
+        region: &str,
+        service: &'static str,
+        api_version: &'static str,
         credentials: Credentials,
     ) -> Result<Self, DiscoverError> {
         let endpoint = match endpoint {
             Some(url) if url.ends_with('/') => url.to_owned(),
             Some(url) => format!("{url}/"),
-            None => format!("https://ec2.{region}.amazonaws.com/"),
+            None => default,
         };
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -265,10 +294,12 @@ impl Ec2Client {
                 endpoint: endpoint.clone(),
                 reason: format!("cannot build HTTP client: {e}"),
             })?;
-        Ok(Ec2Client {
+        Ok(QueryClient {
             http,
             endpoint,
             region: region.to_owned(),
+            service,
+            api_version,
             identity: credentials.into(),
         })
     }
@@ -277,7 +308,7 @@ impl Ec2Client {
     /// non-2xx answers become [`DiscoverError::Api`] with EC2's error code and message.
     pub async fn call(&self, params: &[(&str, &str)]) -> Result<String, DiscoverError> {
         let mut form: Vec<(&str, &str)> = params.to_vec();
-        form.push(("Version", EC2_API_VERSION));
+        form.push(("Version", self.api_version));
         let body = serde_urlencoded::to_string(&form).map_err(|e| self.signing_error(e))?;
         let mut request = self
             .http
@@ -316,7 +347,7 @@ impl Ec2Client {
         let signing_params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
-            .name("ec2")
+            .name(self.service)
             .time(time)
             .settings(SigningSettings::default())
             .build()
@@ -623,7 +654,7 @@ mod tests {
 
     #[test]
     fn signature_headers_follow_sigv4() {
-        let client = Ec2Client::new(
+        let client = QueryClient::ec2(
             Some("http://127.0.0.1:4566"),
             "us-east-1",
             Credentials::new("AK", "SK", Some("ST".into()), None, "test"),
@@ -647,7 +678,7 @@ mod tests {
         assert!(header("authorization").contains("content-type"));
         assert_eq!(header("x-amz-date"), "20231114T221320Z");
         assert_eq!(header("x-amz-security-token"), "ST");
-        let default = Ec2Client::new(
+        let default = QueryClient::ec2(
             None,
             "eu-west-1",
             Credentials::new("AK", "SK", None, None, "test"),

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 use aws_sdk_kms::config::{BehaviorVersion, Region};
-use labnode::cluster::discover::Ec2Client;
+use labnode::cluster::discover::QueryClient;
 
 pub const REGION: &str = "us-east-1";
 
@@ -98,7 +98,7 @@ pub fn xml_text(xml: &str, name: &str) -> String {
 
 /// A VPC, a subnet and tagged instances in LocalStack, removed on drop (also when a test fails).
 pub struct Ec2Lab {
-    pub ec2: Ec2Client,
+    pub ec2: QueryClient,
     pub vpc_id: String,
     pub subnet_id: String,
     pub instances: Vec<String>,
@@ -107,7 +107,7 @@ pub struct Ec2Lab {
 impl Ec2Lab {
     /// VPC 127.0.0.0/16 with the subnet `cidr` (each test its own /24).
     pub async fn new(endpoint: &str, cidr: &str) -> Ec2Lab {
-        let ec2 = Ec2Client::new(Some(endpoint), REGION, test_credentials()).unwrap();
+        let ec2 = QueryClient::ec2(Some(endpoint), REGION, test_credentials()).unwrap();
         let vpc = ec2
             .call(&[("Action", "CreateVpc"), ("CidrBlock", "127.0.0.0/16")])
             .await

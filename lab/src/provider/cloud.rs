@@ -1,0 +1,114 @@
+//! What the two AWS-backed providers (localstack, aws) share: reading Query-API XML,
+//! telling "already gone" from real failures, and retiring a KMS key.
+
+use aws_sdk_kms::error::DisplayErrorContext;
+use labnode::cluster::DiscoverError;
+
+/// The shortest waiting period KMS allows before a key is deleted.
+pub const KEY_DELETION_DAYS: i32 = 7;
+
+/// The text of the first element named `name`.
+pub fn xml_text(xml: &str, name: &str) -> Result<String, String> {
+    xml_texts(xml, name)
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("no <{name}> in the answer"))
+}
+
+/// The texts of every element named `name` (empty when the XML does not parse).
+pub fn xml_texts(xml: &str, name: &str) -> Vec<String> {
+    let Ok(doc) = roxmltree::Document::parse(xml) else {
+        return Vec::new();
+    };
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == name)
+        .filter_map(|n| n.text().map(str::to_owned))
+        .collect()
+}
+
+/// The error of a delete call, unless it only says the resource is already gone (EC2's
+/// `*.NotFound`, IAM's `NoSuchEntity`).
+pub fn real_error(result: Result<String, DiscoverError>) -> Option<DiscoverError> {
+    match result {
+        Ok(_) => None,
+        Err(DiscoverError::Api { code, .. }) if code.ends_with(".NotFound") || code == "NoSuchEntity" => None,
+        Err(e) => Some(e),
+    }
+}
+
+/// An EC2/IAM failure in words for an operator: the API's code and message, or why the
+/// endpoint did not answer (labnode's own messages speak of auto_join).
+pub fn describe(error: &DiscoverError) -> String {
+    match error {
+        DiscoverError::Api {
+            status,
+            code,
+            message,
+            ..
+        } => format!("HTTP {status} {code}: {message}"),
+        DiscoverError::Unreachable { endpoint, reason } => format!("{endpoint} unreachable: {reason}"),
+        other => other.to_string(),
+    }
+}
+
+/// Deletes `alias` and schedules its key for deletion after the minimum waiting period;
+/// a key or alias that is already gone (or already pending deletion) is not an error.
+pub async fn retire_kms_key(
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+    alias: &str,
+) -> Result<(), (String, String)> {
+    let scheduled = kms
+        .schedule_key_deletion()
+        .key_id(key_id)
+        .pending_window_in_days(KEY_DELETION_DAYS)
+        .send()
+        .await;
+    if let Err(e) = scheduled {
+        let gone = e
+            .as_service_error()
+            .is_some_and(|s| s.is_not_found_exception() || s.is_kms_invalid_state_exception());
+        if !gone {
+            return Err((
+                format!("ScheduleKeyDeletion {key_id}"),
+                DisplayErrorContext(e).to_string(),
+            ));
+        }
+    }
+    if let Err(e) = kms.delete_alias().alias_name(alias).send().await {
+        if !e.as_service_error().is_some_and(|s| s.is_not_found_exception()) {
+            return Err((format!("DeleteAlias {alias}"), DisplayErrorContext(e).to_string()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_not_found_counts_as_already_deleted() {
+        let api = |code: &str| {
+            Err(DiscoverError::Api {
+                endpoint: "e".into(),
+                status: 400,
+                code: code.into(),
+                message: "m".into(),
+            })
+        };
+        assert!(real_error(api("InvalidVpcID.NotFound")).is_none());
+        assert!(real_error(api("NoSuchEntity")).is_none());
+        assert!(real_error(api("DependencyViolation")).is_some());
+        assert!(real_error(Ok(String::new())).is_none());
+    }
+
+    #[test]
+    fn xml_texts_in_document_order() {
+        let xml = "<r><a>1</a><b><a>2</a></b></r>";
+        assert_eq!(xml_texts(xml, "a"), ["1", "2"]);
+        assert_eq!(xml_text(xml, "a").unwrap(), "1");
+        assert!(xml_text(xml, "c").unwrap_err().contains("<c>"));
+        assert!(xml_texts("not xml", "a").is_empty());
+    }
+}
