@@ -40,6 +40,22 @@ pub enum CliError {
     },
 }
 
+/// Where the nodes of a new lab run: shared by `up` and `drill`.
+#[derive(Debug, Args)]
+pub struct ProviderArgs {
+    /// Where the nodes run.
+    #[arg(long, value_enum, default_value = "local")]
+    pub provider: ProviderKind,
+    /// The AWS API URL: LocalStack's for --provider localstack (default
+    /// $LAB_LOCALSTACK_ENDPOINT or http://127.0.0.1:4566); for --provider aws only to
+    /// use an emulator instead of AWS.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// AWS settings.
+    #[command(flatten)]
+    pub aws: Box<AwsMachineArgs>,
+}
+
 /// Where an AWS lab lives: shared by `up --provider aws` and `down --sweep`.
 #[derive(Debug, Args)]
 pub struct AwsAccessArgs {
@@ -134,16 +150,8 @@ pub enum RawCommand {
         #[command(flatten)]
         render: RenderArgs,
         /// Where the nodes run.
-        #[arg(long, value_enum, default_value = "local")]
-        provider: ProviderKind,
-        /// The AWS API URL: LocalStack's for --provider localstack (default
-        /// $LAB_LOCALSTACK_ENDPOINT or http://127.0.0.1:4566); for --provider aws only to
-        /// use an emulator instead of AWS.
-        #[arg(long)]
-        endpoint: Option<String>,
-        /// AWS settings.
         #[command(flatten)]
-        aws: Box<AwsMachineArgs>,
+        provider: ProviderArgs,
         /// Print the final status as JSON on stdout (progress still goes to stderr).
         #[arg(long)]
         json: bool,
@@ -212,6 +220,9 @@ pub enum RawCommand {
         /// Directory with a node.hcl.hbs replacing the built-in template.
         #[arg(long, env = "LAB_TEMPLATES")]
         templates: Option<PathBuf>,
+        /// Where each run's lab runs.
+        #[command(flatten)]
+        provider: ProviderArgs,
     },
     /// Exam-style exercises: list, start NAME, check, hint, reset, solution.
     Practice {
@@ -342,6 +353,8 @@ pub enum Command {
         report: Option<PathBuf>,
         /// Runs.
         repeat: u32,
+        /// Where each run's lab runs.
+        provider: ProviderChoice,
     },
     /// `lab practice`.
     Practice(PracticeAction),
@@ -354,19 +367,25 @@ pub enum Command {
     },
 }
 
-impl AwsMachineArgs {
+impl ProviderArgs {
     /// The provider and its settings; AWS flags with another provider are refused, not ignored.
-    fn choice(self, kind: ProviderKind, endpoint: Option<String>) -> Result<ProviderChoice, CliError> {
+    fn choice(self) -> Result<ProviderChoice, CliError> {
+        let ProviderArgs {
+            provider: kind,
+            endpoint,
+            aws,
+        } = self;
+        let aws = *aws;
         if kind != ProviderKind::Aws {
             let stray = [
-                ("--name", self.access.name.is_some()),
-                ("--profile", self.access.profile.is_some()),
-                ("--region", self.access.region.is_some()),
-                ("--ami", self.ami.is_some()),
-                ("--subnet-id", self.subnet_id.is_some()),
-                ("--allow-cidr", self.allow_cidr.is_some()),
-                ("--ssh-key", self.ssh_key.is_some()),
-                ("--from-terraform", self.from_terraform.is_some()),
+                ("--name", aws.access.name.is_some()),
+                ("--profile", aws.access.profile.is_some()),
+                ("--region", aws.access.region.is_some()),
+                ("--ami", aws.ami.is_some()),
+                ("--subnet-id", aws.subnet_id.is_some()),
+                ("--allow-cidr", aws.allow_cidr.is_some()),
+                ("--ssh-key", aws.ssh_key.is_some()),
+                ("--from-terraform", aws.from_terraform.is_some()),
             ];
             if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
                 return Err(CliError::WrongProvider {
@@ -391,22 +410,22 @@ impl AwsMachineArgs {
                     .unwrap_or_else(|| DEFAULT_LOCALSTACK_ENDPOINT.to_owned()),
             },
             ProviderKind::Aws => ProviderChoice::Aws(Box::new(AwsOptions {
-                name: self.access.name,
-                profile: self.access.profile,
-                region: self.access.region,
+                name: aws.access.name,
+                profile: aws.access.profile,
+                region: aws.access.region,
                 endpoint,
-                instance_type: self.instance_type,
-                ami: self.ami,
-                subnet_id: self.subnet_id,
-                allow_cidr: self.allow_cidr,
-                ssh_user: self.ssh_user,
-                ssh_key: self.ssh_key,
-                ssh_port: self.ssh_port,
-                reach: self.reach,
-                remote_dir: self.remote_dir,
-                ssh_timeout: Duration::from_secs(self.ssh_timeout),
-                yes: self.yes,
-                from_terraform: self.from_terraform,
+                instance_type: aws.instance_type,
+                ami: aws.ami,
+                subnet_id: aws.subnet_id,
+                allow_cidr: aws.allow_cidr,
+                ssh_user: aws.ssh_user,
+                ssh_key: aws.ssh_key,
+                ssh_port: aws.ssh_port,
+                reach: aws.reach,
+                remote_dir: aws.remote_dir,
+                ssh_timeout: Duration::from_secs(aws.ssh_timeout),
+                yes: aws.yes,
+                from_terraform: aws.from_terraform,
             })),
         })
     }
@@ -434,15 +453,13 @@ impl RawArgs {
             RawCommand::Up {
                 render,
                 provider,
-                endpoint,
-                aws,
                 json,
             } => {
                 let (topology, renderer) = render.resolve()?;
                 Command::Up {
                     topology,
                     renderer,
-                    provider: aws.choice(provider, endpoint)?,
+                    provider: provider.choice()?,
                     json,
                 }
             }
@@ -466,7 +483,9 @@ impl RawArgs {
                 repeat,
                 base_port,
                 templates,
+                provider,
             } => {
+                let provider = provider.choice()?;
                 let runbook = Runbook::load(&drill)?;
                 let (topology, renderer) = RenderArgs {
                     topology: runbook.topology.clone(),
@@ -480,6 +499,7 @@ impl RawArgs {
                     renderer,
                     report,
                     repeat,
+                    provider,
                 }
             }
             RawCommand::Practice { action } => Command::Practice(action),

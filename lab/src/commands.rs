@@ -45,7 +45,16 @@ pub fn run(settings: Settings) -> Result<u8, LabError> {
             renderer,
             report,
             repeat,
-        } => drill(home, &runbook, &topology, &renderer, report.as_deref(), repeat),
+            provider,
+        } => drill(
+            home,
+            &runbook,
+            &topology,
+            &renderer,
+            report.as_deref(),
+            repeat,
+            &provider,
+        ),
         Command::Practice(action) => crate::practice::run(home, action),
         Command::Down { purge, sweep } => down(home, purge, sweep.as_deref()),
     }
@@ -169,6 +178,7 @@ fn drill(
     renderer: &Renderer,
     report: Option<&Path>,
     repeat: u32,
+    choice: &ProviderChoice,
 ) -> Result<u8, LabError> {
     let mut reports = Vec::new();
     for run in 1..=repeat as usize {
@@ -176,7 +186,7 @@ fn drill(
             "drill {} run {run}/{repeat}: bringing up {}",
             runbook.name, topology.name
         ));
-        let (state, provider) = start_lab(home, topology, renderer, &ProviderChoice::Local)?;
+        let (state, provider) = start_lab(home, topology, renderer, choice)?;
         let outcome = Engine::new(home, state, provider.as_ref(), true)
             .map(|engine| engine.run(runbook, run))
             .map_err(|source| LabError::Io {

@@ -694,3 +694,33 @@ fn from_terraform_adopts_the_deployment_and_leaves_it_to_terraform() {
         )
         .unwrap();
 }
+
+/// The drills are provider-agnostic: `leader-loss` on EC2 instances reached over ssh
+/// (kill the leader through ssh, measure the new election, restart it, check no acked
+/// write was lost) passes, and its lab is gone afterwards.
+#[test]
+fn leader_loss_drill_runs_over_ssh() {
+    let Some(endpoint) = localstack("leader_loss_drill_runs_over_ssh") else {
+        return;
+    };
+    let aws = Aws::new(&endpoint);
+    let subnet = Subnet::new(&aws, 6);
+    let addresses: Vec<String> = (0..3).map(|i| subnet.address(i)).collect();
+    let sshd = Sshd::start_on(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
+    let remote = RemoteDir::new();
+    let ports = PortBlock::new(3);
+    let mut lab = Lab::new();
+    lab.env = aws_env();
+    let name = lab_name("drill");
+    let mut args = up_args(&name, &endpoint, &subnet, &sshd, &remote, &ports);
+    args[0] = "drill".to_owned();
+    args.insert(1, "leader-loss".to_owned());
+    args.extend(["--ssh-key".to_owned(), sshd.client_key().display().to_string()]);
+    let out = run(&lab, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains("PASS"), "{stdout}");
+    assert!(remote.node_pids().is_empty());
+    assert!(aws.live_instances(&name).is_empty());
+    assert_eq!(aws.leftovers(&name), Vec::<String>::new());
+}
