@@ -951,6 +951,21 @@ impl AwsProvider {
             let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let xml = self.call(ec2, &borrowed).await?;
             let described = described_instances(&xml);
+            let no_public = aws.instances.iter().find(|i| {
+                described
+                    .get(&i.instance_id)
+                    .is_some_and(|(state, public)| state == "running" && public.is_none())
+            });
+            if let (Reach::Public, Some(instance)) = (self.options.reach, no_public) {
+                return Err(self.cloud_error(
+                    "waiting for the instances",
+                    format!(
+                        "{} ({}) runs without a public address: its subnet does not assign one; \
+                         use --reach private from inside the VPC, or a subnet with public addresses",
+                        instance.instance_id, instance.node
+                    ),
+                ));
+            }
             let ready = aws.instances.iter().all(|i| {
                 described.get(&i.instance_id).is_some_and(|(state, public)| {
                     state == "running" && (self.options.reach == Reach::Private || public.is_some())
@@ -1042,6 +1057,18 @@ impl AwsProvider {
                     cluster.name, node.name, target.user, target.host, target.port
                 );
                 host.wait_ready(self.options.ssh_timeout)?;
+                // sshd answers before cloud-init ran the user data that creates lab's
+                // directories; where there is cloud-init, wait for it to finish.
+                let booted = host.exec(Path::new("/bin/sh"), &["-c", CLOUD_INIT_WAIT])?;
+                if !booted.success {
+                    return Err(self.cloud_error(
+                        format!("user data on {}/{}", cluster.name, node.name),
+                        format!(
+                            "cloud-init reported a failure: {}; see /var/log/cloud-init-output.log there",
+                            booted.stdout.trim()
+                        ),
+                    ));
+                }
                 host.install_executable(local, &self.remote_labnode)?;
                 let version = host.exec(&self.remote_labnode, &["version"])?;
                 if !version.success {
@@ -1672,6 +1699,10 @@ impl Provider for AwsProvider {
         Ok(done)
     }
 }
+
+/// Waits for cloud-init (absent on emulated machines: then nothing to wait for).
+const CLOUD_INIT_WAIT: &str =
+    "if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null || { cloud-init status; exit 1; }; fi";
 
 /// The nodes' trust policy: only EC2 may assume the role.
 const ASSUME_ROLE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;

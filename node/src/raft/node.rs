@@ -107,6 +107,16 @@ pub struct RaftStore {
     removed: std::sync::atomic::AtomicBool,
 }
 
+/// Whether `id` leads, as far as clients are concerned: in the Leader state and acknowledged
+/// by a quorum in this term. A restarted former leader restores its old vote and enters the
+/// Leader state at once; until a quorum accepts it (or it hears the newer term and steps
+/// down) it must not report itself active, or two nodes answer health as the leader.
+fn leads(m: &openraft::RaftMetrics<NodeId, NodeInfo>, id: NodeId) -> bool {
+    m.state == openraft::ServerState::Leader
+        && m.current_leader == Some(id)
+        && m.millis_since_quorum_ack.is_some()
+}
+
 impl RaftStore {
     /// Opens (creating if needed) the database under `opts.path` without starting consensus.
     ///
@@ -300,8 +310,7 @@ impl RaftStore {
         let raft = self.raft()?;
         let metrics = raft.metrics();
         let m = metrics.borrow();
-        (m.state == openraft::ServerState::Leader && m.current_leader == Some(self.id))
-            .then_some(m.current_term)
+        leads(&m, self.id).then_some(m.current_term)
     }
 
     /// On the leader: its last log index and how far each other member has replicated.
@@ -330,13 +339,8 @@ impl RaftStore {
 
     /// Whether consensus runs here and this node leads; cheap enough for every request.
     pub fn is_leader(&self) -> bool {
-        self.raft().is_some_and(|raft| {
-            // A restarted former leader restores its old vote and names itself leader until
-            // it hears the new term; only the Leader state makes it one.
-            let m = raft.metrics();
-            let m = m.borrow();
-            m.state == openraft::ServerState::Leader && m.current_leader == Some(self.id)
-        })
+        self.raft()
+            .is_some_and(|raft| leads(&raft.metrics().borrow(), self.id))
     }
 
     /// A point-in-time view for `operator raft list-peers` and health endpoints.
@@ -345,7 +349,7 @@ impl RaftStore {
         let committed_index = committed.saturating_sub(1);
         if let Some(raft) = self.raft() {
             let m = raft.metrics().borrow().clone();
-            let stale_self = m.current_leader == Some(self.id) && m.state != openraft::ServerState::Leader;
+            let stale_self = m.current_leader == Some(self.id) && !leads(&m, self.id);
             return Ok(build_status(
                 self,
                 true,
