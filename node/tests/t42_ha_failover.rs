@@ -160,6 +160,13 @@ async fn leader_kill_9_under_writers_loses_no_acknowledged_write() {
     unseal_member(c.node(&old).srv(), &keys).await;
     let until = Instant::now() + Duration::from_secs(30);
     loop {
+        // It restores its old vote as leader of a past term; until it hears the new term it
+        // must not answer health as the active node (two nodes would claim to be).
+        let health = c.node(&old).srv().request("GET", "sys/health", None, None).await;
+        assert_ne!(
+            health.status, 200,
+            "restarted former leader {old} reports itself active while {new} leads: {health:?}"
+        );
         let l = c.node(&old).srv().request("GET", "sys/leader", None, None).await;
         let applied = l.body["raft_applied_index"].as_u64().unwrap_or(0);
         if l.status == 200
@@ -173,7 +180,7 @@ async fn leader_kill_9_under_writers_loses_no_acknowledged_write() {
             Instant::now() < until,
             "{old} did not catch up to index {target}: {l:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     c.wait_members(&names, &names).await;
     let (_, key, value) = acked.last().unwrap();
