@@ -87,16 +87,7 @@ impl RemoteDir {
     }
 
     fn node_pids(&self) -> Vec<u32> {
-        let tag = format!("-config={}/", self.path().display());
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a.starts_with(tag.as_bytes())))
-            })
-            .collect()
+        common::node_pids_under(self.path())
     }
 }
 
@@ -109,41 +100,85 @@ impl Drop for RemoteDir {
     }
 }
 
-fn up_args(
-    name: &str,
-    endpoint: &str,
-    subnet: &Subnet,
-    sshd: &Sshd,
-    remote: &RemoteDir,
-    ports: &PortBlock,
-) -> Vec<String> {
-    [
-        "up",
-        "--provider",
-        "aws",
-        "--endpoint",
-        endpoint,
-        "--name",
-        name,
-        "--subnet-id",
-        &subnet.id,
-        "--reach",
-        "private",
-        "--ssh-port",
-        &sshd.port().to_string(),
-        "--ssh-user",
-        &Sshd::user(),
-        "--remote-dir",
-        &remote.path().display().to_string(),
-        "--ssh-timeout",
-        "20",
-        "--base-port",
-        &ports.arg(),
-        "--yes",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
+/// What most tests here run against: LocalStack, a fresh subnet, a real sshd on its first
+/// three addresses, a directory standing for the instances' disks, and free ports. Declare
+/// it before the `Lab`, so the lab's final `down` still reaches the sshd.
+struct Rig {
+    endpoint: String,
+    aws: Aws,
+    subnet: Subnet,
+    addresses: Vec<String>,
+    sshd: Sshd,
+    remote: RemoteDir,
+    ports: PortBlock,
+}
+
+impl Rig {
+    /// `None` (after a SKIP notice) when LocalStack is down and not required.
+    fn new(test: &str, salt: u32) -> Option<Rig> {
+        let endpoint = localstack(test)?;
+        let aws = Aws::new(&endpoint);
+        let subnet = Subnet::new(&aws, salt);
+        let addresses: Vec<String> = (0..3).map(|i| subnet.address(i)).collect();
+        let sshd = Sshd::start_on(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
+        Some(Rig {
+            endpoint,
+            aws,
+            subnet,
+            addresses,
+            sshd,
+            remote: RemoteDir::new(),
+            ports: PortBlock::new(3),
+        })
+    }
+
+    /// A lab home whose commands have LocalStack's credentials.
+    fn lab(&self) -> Lab {
+        let mut lab = Lab::new();
+        lab.env = aws_env();
+        lab
+    }
+
+    /// `lab up --provider aws` for lab `name` on this rig, with lab's own new key pair.
+    fn up_args(&self, name: &str) -> Vec<String> {
+        [
+            "up",
+            "--provider",
+            "aws",
+            "--endpoint",
+            &self.endpoint,
+            "--name",
+            name,
+            "--subnet-id",
+            &self.subnet.id,
+            "--reach",
+            "private",
+            "--ssh-port",
+            &self.sshd.port().to_string(),
+            "--ssh-user",
+            &Sshd::user(),
+            "--remote-dir",
+            &self.remote.path().display().to_string(),
+            "--ssh-timeout",
+            "20",
+            "--base-port",
+            &self.ports.arg(),
+            "--yes",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+
+    /// The same with the key this sshd authorizes.
+    fn up_args_with_key(&self, name: &str) -> Vec<String> {
+        let mut args = self.up_args(name);
+        args.extend([
+            "--ssh-key".to_owned(),
+            self.sshd.client_key().display().to_string(),
+        ]);
+        args
+    }
 }
 
 fn run(lab: &Lab, args: &[String]) -> Output {
@@ -173,23 +208,25 @@ fn wait_status(lab: &Lab, what: &str, check: impl Fn(&serde_json::Value) -> bool
 /// leaving nothing in LocalStack and no process behind.
 #[test]
 fn aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing() {
-    let Some(endpoint) =
-        localstack("aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing")
-    else {
+    let Some(rig) = Rig::new(
+        "aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing",
+        1,
+    ) else {
         return;
     };
-    let aws = Aws::new(&endpoint);
-    let subnet = Subnet::new(&aws, 1);
-    let addresses: Vec<String> = (0..3).map(|i| subnet.address(i)).collect();
-    let sshd = Sshd::start_on(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
-    let remote = RemoteDir::new();
-    let ports = PortBlock::new(3);
-    let mut lab = Lab::new();
-    lab.env = aws_env();
+    let Rig {
+        endpoint,
+        aws,
+        addresses,
+        sshd,
+        remote,
+        ports,
+        ..
+    } = &rig;
+    let lab = rig.lab();
     let name = lab_name("ha3");
 
-    let mut args = up_args(&name, &endpoint, &subnet, &sshd, &remote, &ports);
-    args.extend(["--ssh-key".to_owned(), sshd.client_key().display().to_string()]);
+    let args = rig.up_args_with_key(&name);
     let up = run(&lab, &args);
     let progress = stderr(&up);
     assert!(
@@ -198,7 +235,7 @@ fn aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing() {
         sshd.log()
     );
     assert!(progress.contains("estimated cost: $0.066 per hour"), "{progress}");
-    for address in &addresses {
+    for address in addresses {
         assert!(
             progress.contains(&format!("waiting for ssh on {}@{address}:", Sshd::user())),
             "{progress}"
@@ -212,7 +249,7 @@ fn aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing() {
         "{status}"
     );
     let nodes = status["clusters"][0]["nodes"].as_array().unwrap();
-    for (node, address) in nodes.iter().zip(&addresses) {
+    for (node, address) in nodes.iter().zip(addresses) {
         assert_eq!(
             node["api_addr"],
             format!("http://{address}:{}", ports.base),
@@ -245,7 +282,7 @@ fn aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing() {
     );
     // First contact recorded every instance's host key.
     let known = std::fs::read_to_string(lab.home().join("known_hosts")).unwrap();
-    for address in &addresses {
+    for address in addresses {
         assert!(known.contains(&format!("[{address}]:{}", sshd.port())), "{known}");
     }
     assert_eq!(remote.node_pids().len(), 3);
@@ -282,7 +319,7 @@ fn aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing() {
     assert_eq!(aws.leftovers(&name), Vec::<String>::new());
     assert_eq!(aws.key_state(&key_id), "PendingDeletion");
     let sweep = lab
-        .command(&["down", "--sweep", "--name", &name, "--endpoint", &endpoint])
+        .command(&["down", "--sweep", "--name", &name, "--endpoint", endpoint])
         .output()
         .unwrap();
     assert!(
@@ -296,15 +333,15 @@ fn aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing() {
 /// tagged with the lab's name behind.
 #[test]
 fn aws_failures_are_clear_and_leave_no_half_made_resources() {
-    let Some(endpoint) = localstack("aws_failures_are_clear_and_leave_no_half_made_resources") else {
+    let Some(rig) = Rig::new("aws_failures_are_clear_and_leave_no_half_made_resources", 2) else {
         return;
     };
-    let aws = Aws::new(&endpoint);
-    let subnet = Subnet::new(&aws, 2);
-    let addresses: Vec<String> = (0..3).map(|i| subnet.address(i)).collect();
-    let sshd = Sshd::start_on(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
-    let remote = RemoteDir::new();
-    let ports = PortBlock::new(3);
+    let Rig {
+        aws,
+        addresses,
+        remote,
+        ..
+    } = &rig;
     let fails = |lab: &Lab, args: &[String], expect: &[&str]| {
         let out = run(lab, args);
         let text = stderr(&out);
@@ -340,7 +377,7 @@ fn aws_failures_are_clear_and_leave_no_half_made_resources() {
         command.env_remove(var);
     }
     let name = lab_name("nocreds");
-    let args = up_args(&name, &endpoint, &subnet, &sshd, &remote, &ports);
+    let args = rig.up_args(&name);
     let out = command.args(&args[1..]).output().unwrap();
     let text = stderr(&out);
     assert!(!out.status.success(), "{text}");
@@ -351,25 +388,21 @@ fn aws_failures_are_clear_and_leave_no_half_made_resources() {
     assert!(text.contains("AWS_ACCESS_KEY_ID"), "{text}");
 
     // A region that does not exist: named, with the known ones.
-    let mut lab = Lab::new();
-    lab.env = aws_env();
-    let mut args = up_args(&lab_name("region"), &endpoint, &subnet, &sshd, &remote, &ports);
+    let lab = rig.lab();
+    let mut args = rig.up_args(&lab_name("region"));
     args.extend(["--region".to_owned(), "us-east-9".to_owned()]);
     fails(&lab, &args, &["unknown region \"us-east-9\"", "us-east-1"]);
 
     // Without --yes and without a terminal: nothing is created.
     let name = lab_name("noyes");
-    let args: Vec<String> = up_args(&name, &endpoint, &subnet, &sshd, &remote, &ports)
-        .into_iter()
-        .filter(|a| a != "--yes")
-        .collect();
+    let args: Vec<String> = rig.up_args(&name).into_iter().filter(|a| a != "--yes").collect();
     fails(&lab, &args, &["will create", "--yes"]);
     assert_eq!(aws.leftovers(&name), Vec::<String>::new());
 
     // A key the instances do not accept (lab's own new key pair is not in this sshd's
     // authorized_keys): refused at the first instance, and everything made is deleted.
     let name = lab_name("badkey");
-    let args = up_args(&name, &endpoint, &subnet, &sshd, &remote, &ports);
+    let args = rig.up_args(&name);
     let text = fails(&lab, &args, &["refused the key", &addresses[0]]);
     assert!(text.contains("deleted key pair"), "{text}");
     assert!(aws.live_instances(&name).is_empty(), "{text}");
@@ -379,7 +412,7 @@ fn aws_failures_are_clear_and_leave_no_half_made_resources() {
     // EC2 refuses the third instance (its address is taken, as a quota or capacity limit
     // would refuse it): the first two instances and every other resource are removed.
     // A subnet of its own: LocalStack keeps the addresses of the instances above taken.
-    let subnet = Subnet::new(&aws, 4);
+    let subnet = Subnet::new(aws, 4);
     let addresses: Vec<String> = (0..3).map(|i| subnet.address(i)).collect();
     let squatter = aws.call(
         &aws.ec2,
@@ -394,8 +427,9 @@ fn aws_failures_are_clear_and_leave_no_half_made_resources() {
     );
     let squatter = Aws::texts(&squatter, "instanceId").remove(0);
     let name = lab_name("refused");
-    let mut args = up_args(&name, &endpoint, &subnet, &sshd, &remote, &ports);
-    args.extend(["--ssh-key".to_owned(), sshd.client_key().display().to_string()]);
+    let mut args = rig.up_args_with_key(&name);
+    let at = args.iter().position(|a| a == "--subnet-id").unwrap() + 1;
+    args[at] = subnet.id.clone();
     let text = fails(
         &lab,
         &args,
@@ -562,9 +596,6 @@ fn sweep_deletes_tagged_leftovers_without_state() {
 /// nodes but leaves the resources to `terraform destroy`.
 #[test]
 fn from_terraform_adopts_the_deployment_and_leaves_it_to_terraform() {
-    let Some(endpoint) = localstack("from_terraform_adopts_the_deployment_and_leaves_it_to_terraform") else {
-        return;
-    };
     if std::process::Command::new("terraform")
         .arg("version")
         .output()
@@ -577,12 +608,22 @@ fn from_terraform_adopts_the_deployment_and_leaves_it_to_terraform() {
         eprintln!("SKIP from_terraform: no terraform on PATH");
         return;
     }
-    let aws = Aws::new(&endpoint);
-    let subnet = Subnet::new(&aws, 5);
-    let addresses: Vec<String> = (0..3).map(|i| subnet.address(i)).collect();
-    let sshd = Sshd::start_on(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
-    let remote = RemoteDir::new();
-    let ports = PortBlock::new(3);
+    let Some(rig) = Rig::new(
+        "from_terraform_adopts_the_deployment_and_leaves_it_to_terraform",
+        5,
+    ) else {
+        return;
+    };
+    let Rig {
+        endpoint,
+        aws,
+        subnet,
+        addresses,
+        sshd,
+        remote,
+        ports,
+        ..
+    } = &rig;
     let name = lab_name("tf");
     let join = format!("{name}-primary");
 
@@ -624,8 +665,7 @@ fn from_terraform_adopts_the_deployment_and_leaves_it_to_terraform() {
     let deployment = tempfile::tempdir().unwrap();
     std::fs::write(deployment.path().join("terraform.tfstate"), state.to_string()).unwrap();
 
-    let mut lab = Lab::new();
-    lab.env = aws_env();
+    let lab = rig.lab();
     let args: Vec<String> = [
         "up",
         "--provider",
@@ -633,7 +673,7 @@ fn from_terraform_adopts_the_deployment_and_leaves_it_to_terraform() {
         "--from-terraform",
         &deployment.path().display().to_string(),
         "--endpoint",
-        &endpoint,
+        endpoint,
         "--ssh-key",
         &sshd.client_key().display().to_string(),
         "--ssh-port",
@@ -700,22 +740,15 @@ fn from_terraform_adopts_the_deployment_and_leaves_it_to_terraform() {
 /// write was lost) passes, and its lab is gone afterwards.
 #[test]
 fn leader_loss_drill_runs_over_ssh() {
-    let Some(endpoint) = localstack("leader_loss_drill_runs_over_ssh") else {
+    let Some(rig) = Rig::new("leader_loss_drill_runs_over_ssh", 6) else {
         return;
     };
-    let aws = Aws::new(&endpoint);
-    let subnet = Subnet::new(&aws, 6);
-    let addresses: Vec<String> = (0..3).map(|i| subnet.address(i)).collect();
-    let sshd = Sshd::start_on(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
-    let remote = RemoteDir::new();
-    let ports = PortBlock::new(3);
-    let mut lab = Lab::new();
-    lab.env = aws_env();
+    let Rig { aws, remote, .. } = &rig;
+    let lab = rig.lab();
     let name = lab_name("drill");
-    let mut args = up_args(&name, &endpoint, &subnet, &sshd, &remote, &ports);
+    let mut args = rig.up_args_with_key(&name);
     args[0] = "drill".to_owned();
     args.insert(1, "leader-loss".to_owned());
-    args.extend(["--ssh-key".to_owned(), sshd.client_key().display().to_string()]);
     let out = run(&lab, &args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", stderr(&out));

@@ -33,12 +33,11 @@ use sha2::{Digest, Sha256};
 
 use super::cloud::{describe, real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
 use super::terraform::{self, TerraformLab};
-use super::{LocalProvider, PlannedCluster, PlannedNode, Provider, ProviderError};
+use super::{node_on_address, LocalProvider, PlannedCluster, PlannedNode, Provider, ProviderError};
 use crate::bringup::launch_for;
 use crate::host::{systemd_unit, Host, SshHost, SshTarget};
 use crate::render::{
-    AutoJoinContext, AwsKmsContext, JoinContext, ListenerContext, NodeContext, Renderer, SealContext,
-    StaticCredentials, UserDataContext,
+    AutoJoinContext, AwsKmsContext, JoinContext, Renderer, SealContext, StaticCredentials, UserDataContext,
 };
 use crate::state::{AwsResources, Ec2Instance, Ec2Lab, KmsKey, LabHome, NodeState, SshAddress, State};
 use crate::topology::{SealKind, Topology};
@@ -496,48 +495,20 @@ impl AwsProvider {
         join: &JoinContext,
         ports: (u16, u16),
     ) -> PlannedNode {
-        let (api_port, cluster_port) = ports;
         let dir = self.options.remote_dir.join(&cluster.name).join(node_name);
-        let data = dir.join("data");
-        let context = NodeContext {
-            node_id: node_name.to_owned(),
-            cluster_name: cluster.name.clone(),
-            data_path: data.display().to_string(),
-            api_addr: format!("http://{ip}:{api_port}"),
-            cluster_addr: format!("https://{ip}:{cluster_port}"),
-            listener: ListenerContext {
-                address: format!("{ip}:{api_port}"),
-                cluster_address: format!("{ip}:{cluster_port}"),
-                tls_disable: true,
-            },
-            seal: seal.clone(),
-            join: join.clone(),
-            ui: true,
-            log_level: cluster.log_level.clone(),
-        };
+        let mut planned = node_on_address(cluster, node_name, ip, ports, dir, seal, join);
+        // lab reaches the node where --reach says; the public address may come at launch.
         let reach_ip = match (self.options.reach, public_ip) {
             (Reach::Private, _) => Some(ip),
             (Reach::Public, public) => public,
         };
-        PlannedNode {
-            state: NodeState {
-                name: node_name.to_owned(),
-                api_addr: reach_ip.map_or_else(String::new, |ip| format!("http://{ip}:{api_port}")),
-                api_port,
-                cluster_port,
-                config: dir.join("node.hcl"),
-                log: dir.join("labnode.log"),
-                data,
-                dir,
-                process: None,
-                ssh: Some(SshAddress {
-                    host: reach_ip.unwrap_or_default().to_owned(),
-                    port: self.options.ssh_port,
-                    user: ssh_user.to_owned(),
-                }),
-            },
-            context,
-        }
+        planned.state.api_addr = reach_ip.map_or_else(String::new, |ip| format!("http://{ip}:{}", ports.0));
+        planned.state.ssh = Some(SshAddress {
+            host: reach_ip.unwrap_or_default().to_owned(),
+            port: self.options.ssh_port,
+            user: ssh_user.to_owned(),
+        });
+        planned
     }
 
     fn plan_terraform(
@@ -718,6 +689,12 @@ impl AwsProvider {
         }
 
         let key_name = format!("lab-{name}");
+        let key_pair = [
+            ("KeyName", key_name.as_str()),
+            ("TagSpecification.1.ResourceType", "key-pair"),
+            ("TagSpecification.1.Tag.1.Key", LAB_TAG),
+            ("TagSpecification.1.Tag.1.Value", name),
+        ];
         let key_file = match &self.options.ssh_key {
             Some(private) => {
                 let public = public_key_of(private).map_err(|message| ProviderError::Unsupported {
@@ -725,33 +702,18 @@ impl AwsProvider {
                     message,
                 })?;
                 let material = base64::engine::general_purpose::STANDARD.encode(public.trim());
-                self.call(
-                    &clients.ec2,
-                    &[
-                        ("Action", "ImportKeyPair"),
-                        ("KeyName", &key_name),
-                        ("PublicKeyMaterial", &material),
-                        ("TagSpecification.1.ResourceType", "key-pair"),
-                        ("TagSpecification.1.Tag.1.Key", LAB_TAG),
-                        ("TagSpecification.1.Tag.1.Value", name),
-                    ],
-                )
-                .await?;
+                let import = [
+                    ("Action", "ImportKeyPair"),
+                    ("PublicKeyMaterial", material.as_str()),
+                ];
+                self.call(&clients.ec2, &[&import[..], &key_pair].concat())
+                    .await?;
                 private.clone()
             }
             None => {
+                let create = [("Action", "CreateKeyPair"), ("KeyType", "rsa")];
                 let xml = self
-                    .call(
-                        &clients.ec2,
-                        &[
-                            ("Action", "CreateKeyPair"),
-                            ("KeyName", &key_name),
-                            ("KeyType", "rsa"),
-                            ("TagSpecification.1.ResourceType", "key-pair"),
-                            ("TagSpecification.1.Tag.1.Key", LAB_TAG),
-                            ("TagSpecification.1.Tag.1.Value", name),
-                        ],
-                    )
+                    .call(&clients.ec2, &[&create[..], &key_pair].concat())
                     .await?;
                 let material =
                     xml_text(&xml, "keyMaterial").map_err(|e| self.cloud_error("CreateKeyPair", e))?;

@@ -30,12 +30,9 @@ use labnode::cluster::discover::QueryClient;
 use sha2::{Digest, Sha256};
 
 use super::cloud::{real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
-use super::{LocalProvider, PlannedCluster, PlannedNode, Provider, ProviderError};
+use super::{node_on_address, LocalProvider, PlannedCluster, Provider, ProviderError};
 use crate::host::Host;
-use crate::render::{
-    AutoJoinContext, AwsKmsContext, JoinContext, ListenerContext, NodeContext, Renderer, SealContext,
-    StaticCredentials,
-};
+use crate::render::{AutoJoinContext, AwsKmsContext, JoinContext, Renderer, SealContext, StaticCredentials};
 use crate::state::{AwsResources, Ec2Instance, KmsKey, LabHome, NodeState, State};
 use crate::topology::{SealKind, Topology};
 
@@ -481,39 +478,15 @@ impl Provider for LocalStackProvider {
             for node in &cluster.nodes {
                 let ip = Ipv4Addr::new(SUBNET_PREFIX[0], SUBNET_PREFIX[1], SUBNET_PREFIX[2], host as u8);
                 host += 1;
-                let dir = home.node_dir(&cluster.name, &node.name);
-                let data = dir.join("data");
-                let context = NodeContext {
-                    node_id: node.name.clone(),
-                    cluster_name: cluster.name.clone(),
-                    data_path: data.display().to_string(),
-                    api_addr: format!("http://{ip}:{api_port}"),
-                    cluster_addr: format!("https://{ip}:{cluster_port}"),
-                    listener: ListenerContext {
-                        address: format!("{ip}:{api_port}"),
-                        cluster_address: format!("{ip}:{cluster_port}"),
-                        tls_disable: true,
-                    },
-                    seal: seal.clone(),
-                    join: join.clone(),
-                    ui: true,
-                    log_level: cluster.log_level.clone(),
-                };
-                nodes.push(PlannedNode {
-                    state: NodeState {
-                        name: node.name.clone(),
-                        api_addr: context.api_addr.clone(),
-                        api_port,
-                        cluster_port,
-                        config: dir.join("node.hcl"),
-                        log: dir.join("labnode.log"),
-                        data,
-                        dir,
-                        process: None,
-                        ssh: None,
-                    },
-                    context,
-                });
+                nodes.push(node_on_address(
+                    cluster,
+                    &node.name,
+                    &ip.to_string(),
+                    (api_port, cluster_port),
+                    home.node_dir(&cluster.name, &node.name),
+                    &seal,
+                    &join,
+                ));
             }
             plan.push(PlannedCluster {
                 name: cluster.name.clone(),

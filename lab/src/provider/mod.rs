@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::host::{Host, HostError};
-use crate::render::{NodeContext, RenderError, Renderer};
+use crate::render::{JoinContext, ListenerContext, NodeContext, RenderError, Renderer, SealContext};
 use crate::state::{LabHome, NodeState, State, StateError};
-use crate::topology::{DrRole, SealKind, Topology};
+use crate::topology::{Cluster, DrRole, SealKind, Topology};
 
 /// Which provider `lab up --provider` asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -122,6 +122,51 @@ pub struct PlannedNode {
     pub state: NodeState,
     /// What the node template renders from.
     pub context: NodeContext,
+}
+
+/// A node listening on `ip` with its cluster's shared ports, its files in `dir`: how the
+/// providers whose nodes each have an address of their own (localstack, aws) plan a node.
+fn node_on_address(
+    cluster: &Cluster,
+    node_name: &str,
+    ip: &str,
+    (api_port, cluster_port): (u16, u16),
+    dir: PathBuf,
+    seal: &SealContext,
+    join: &JoinContext,
+) -> PlannedNode {
+    let data = dir.join("data");
+    let context = NodeContext {
+        node_id: node_name.to_owned(),
+        cluster_name: cluster.name.clone(),
+        data_path: data.display().to_string(),
+        api_addr: format!("http://{ip}:{api_port}"),
+        cluster_addr: format!("https://{ip}:{cluster_port}"),
+        listener: ListenerContext {
+            address: format!("{ip}:{api_port}"),
+            cluster_address: format!("{ip}:{cluster_port}"),
+            tls_disable: true,
+        },
+        seal: seal.clone(),
+        join: join.clone(),
+        ui: true,
+        log_level: cluster.log_level.clone(),
+    };
+    PlannedNode {
+        state: NodeState {
+            name: node_name.to_owned(),
+            api_addr: context.api_addr.clone(),
+            api_port,
+            cluster_port,
+            config: dir.join("node.hcl"),
+            log: dir.join("labnode.log"),
+            data,
+            dir,
+            process: None,
+            ssh: None,
+        },
+        context,
+    }
 }
 
 /// A source of machines for a lab.

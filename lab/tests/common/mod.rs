@@ -118,24 +118,7 @@ impl Lab {
 
     /// Pids of processes started for this home (any `-config=` argument under it).
     pub fn node_pids(&self) -> Vec<u32> {
-        let prefix = format!("-config={}/", self.home().display());
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .map(|s| {
-                        !s.rsplit_once(')')
-                            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-                    })
-                    .unwrap_or(false);
-                alive
-                    && std::fs::read(format!("/proc/{pid}/cmdline"))
-                        .map(|c| c.split(|b| *b == 0).any(|a| a.starts_with(prefix.as_bytes())))
-                        .unwrap_or(false)
-            })
-            .collect()
+        node_pids_under(self.home())
     }
 
     /// `status --json`, parsed.
@@ -148,6 +131,29 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.run(&["down", "--purge"]);
     }
+}
+
+/// Live (not zombie) labnode processes whose config lives under `dir` (their `-config=`
+/// argument is the tag every node carries).
+pub fn node_pids_under(dir: &Path) -> Vec<u32> {
+    let prefix = format!("-config={}/", dir.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    !s.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(false);
+            alive
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| c.split(|b| *b == 0).any(|a| a.starts_with(prefix.as_bytes())))
+                    .unwrap_or(false)
+        })
+        .collect()
 }
 
 /// The `state` of every node, in order.
