@@ -393,6 +393,13 @@ fn aws_failures_are_clear_and_leave_no_half_made_resources() {
     args.extend(["--region".to_owned(), "us-east-9".to_owned()]);
     fails(&lab, &args, &["unknown region \"us-east-9\"", "us-east-1"]);
 
+    // An image that does not exist: named, before anything is created.
+    let name = lab_name("ami");
+    let mut args = rig.up_args(&name);
+    args.extend(["--ami".to_owned(), "ami-0000000000000dead".to_owned()]);
+    fails(&lab, &args, &["DescribeImages", "ami-0000000000000dead"]);
+    assert_eq!(aws.leftovers(&name), Vec::<String>::new());
+
     // Without --yes and without a terminal: nothing is created.
     let name = lab_name("noyes");
     let args: Vec<String> = rig.up_args(&name).into_iter().filter(|a| a != "--yes").collect();

@@ -176,6 +176,7 @@ struct Setup {
     vpc_id: String,
     cidr: String,
     ami: String,
+    root_device: String,
     terraform: Option<TerraformLab>,
 }
 
@@ -383,43 +384,29 @@ impl AwsProvider {
     }
 
     /// `--ami`, else the newest Amazon Linux 2023 image for x86_64.
-    async fn ami(&self, ec2: &QueryClient) -> Result<String, ProviderError> {
-        if let Some(ami) = &self.options.ami {
-            return Ok(ami.clone());
-        }
-        let xml = self
-            .call(
-                ec2,
-                &[
-                    ("Action", "DescribeImages"),
-                    ("Owner.1", "amazon"),
-                    ("Filter.1.Name", "name"),
-                    ("Filter.1.Value.1", DEFAULT_AMI_NAME),
-                    ("Filter.2.Name", "architecture"),
-                    ("Filter.2.Value.1", "x86_64"),
-                ],
-            )
-            .await?;
-        let doc = roxmltree::Document::parse(&xml).map_err(|e| self.cloud_error("DescribeImages", e))?;
-        doc.descendants()
-            .filter(|n| n.has_tag_name("item") && n.children().any(|c| c.has_tag_name("imageId")))
-            .filter_map(|item| {
-                let text = |name: &str| {
-                    item.children()
-                        .find(|c| c.has_tag_name(name))
-                        .and_then(|c| c.text())
-                        .map(str::to_owned)
-                };
-                Some((text("creationDate").unwrap_or_default(), text("imageId")?))
-            })
-            .max()
-            .map(|(_, id)| id)
-            .ok_or_else(|| {
-                self.cloud_error(
-                    "DescribeImages",
-                    format!("no Amazon Linux 2023 image ({DEFAULT_AMI_NAME}) found; pass --ami"),
-                )
-            })
+    /// `--ami`, else the newest Amazon Linux 2023 image for x86_64; with its root device
+    /// name, which the encrypted root volume mapping must name (AL2023 /dev/xvda, Ubuntu
+    /// /dev/sda1: another name would add a second disk instead).
+    async fn ami(&self, ec2: &QueryClient) -> Result<(String, String), ProviderError> {
+        let params: Vec<(&str, &str)> = match &self.options.ami {
+            Some(ami) => vec![("Action", "DescribeImages"), ("ImageId.1", ami)],
+            None => vec![
+                ("Action", "DescribeImages"),
+                ("Owner.1", "amazon"),
+                ("Filter.1.Name", "name"),
+                ("Filter.1.Value.1", DEFAULT_AMI_NAME),
+                ("Filter.2.Name", "architecture"),
+                ("Filter.2.Value.1", "x86_64"),
+            ],
+        };
+        let xml = self.call(ec2, &params).await?;
+        newest_image(&xml).ok_or_else(|| {
+            let message = match &self.options.ami {
+                Some(ami) => format!("image {ami} not found in this region"),
+                None => format!("no Amazon Linux 2023 image ({DEFAULT_AMI_NAME}) found; pass --ami"),
+            };
+            self.cloud_error("DescribeImages", message)
+        })
     }
 
     /// Region, subnet and image, resolved once per `up`.
@@ -436,6 +423,7 @@ impl AwsProvider {
                 vpc_id: String::new(),
                 cidr: String::new(),
                 ami: String::new(),
+                root_device: String::new(),
                 terraform: Some(lab),
             });
         }
@@ -451,7 +439,7 @@ impl AwsProvider {
             let region = self.region().await?;
             let clients = self.clients(&region).await?;
             let (subnet_id, vpc_id, cidr) = self.subnet(&clients.ec2).await?;
-            let ami = self.ami(&clients.ec2).await?;
+            let (ami, root_device) = self.ami(&clients.ec2).await?;
             Ok(Setup {
                 name,
                 region,
@@ -459,6 +447,7 @@ impl AwsProvider {
                 vpc_id,
                 cidr,
                 ami,
+                root_device,
                 terraform: None,
             })
         })
@@ -864,7 +853,7 @@ impl AwsProvider {
             ("IamInstanceProfile.Name", profile),
             ("UserData", user_data.as_str()),
             ("MetadataOptions.HttpTokens", "required"),
-            ("BlockDeviceMapping.1.DeviceName", "/dev/xvda"),
+            ("BlockDeviceMapping.1.DeviceName", setup.root_device.as_str()),
             ("BlockDeviceMapping.1.Ebs.VolumeSize", "8"),
             ("BlockDeviceMapping.1.Ebs.VolumeType", "gp3"),
             ("BlockDeviceMapping.1.Ebs.Encrypted", "true"),
@@ -1747,6 +1736,25 @@ fn node_addresses(cidr: &str, name: &str, count: usize) -> Result<Vec<Ipv4Addr>,
         .collect())
 }
 
+/// `(image id, root device name)` of the newest image in a DescribeImages answer.
+fn newest_image(xml: &str) -> Option<(String, String)> {
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    doc.descendants()
+        .filter(|n| n.has_tag_name("item") && n.children().any(|c| c.has_tag_name("imageId")))
+        .filter_map(|item| {
+            let text = |name: &str| {
+                item.children()
+                    .find(|c| c.has_tag_name(name))
+                    .and_then(|c| c.text())
+                    .map(str::to_owned)
+            };
+            let root = text("rootDeviceName").unwrap_or_else(|| "/dev/xvda".to_owned());
+            Some((text("creationDate").unwrap_or_default(), text("imageId")?, root))
+        })
+        .max()
+        .map(|(_, id, root)| (id, root))
+}
+
 /// `instanceId -> (state, public IP)` from a DescribeInstances answer.
 fn described_instances(xml: &str) -> HashMap<String, (String, Option<String>)> {
     let Ok(doc) = roxmltree::Document::parse(xml) else {
@@ -1848,6 +1856,24 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_image_and_its_root_device_are_chosen() {
+        let xml = r#"<DescribeImagesResponse><imagesSet>
+            <item><imageId>ami-old</imageId><creationDate>2025-01-01T00:00:00.000Z</creationDate>
+              <rootDeviceName>/dev/xvda</rootDeviceName><blockDeviceMapping><item><deviceName>/dev/xvda</deviceName></item></blockDeviceMapping></item>
+            <item><imageId>ami-new</imageId><creationDate>2025-07-21T00:00:00.000Z</creationDate>
+              <rootDeviceName>/dev/sda1</rootDeviceName></item>
+        </imagesSet></DescribeImagesResponse>"#;
+        assert_eq!(
+            newest_image(xml),
+            Some(("ami-new".to_owned(), "/dev/sda1".to_owned()))
+        );
+        assert_eq!(
+            newest_image("<DescribeImagesResponse><imagesSet/></DescribeImagesResponse>"),
+            None
+        );
+    }
+
+    #[test]
     fn describe_instances_answer_gives_state_and_public_address() {
         let xml = r#"<DescribeInstancesResponse><reservationSet><item><instancesSet>
             <item><instanceId>i-1</instanceId><instanceState><code>16</code><name>running</name></instanceState>
@@ -1913,6 +1939,7 @@ mod tests {
             vpc_id: "vpc-1".into(),
             cidr: "10.0.1.0/24".into(),
             ami: "ami-1".into(),
+            root_device: "/dev/xvda".into(),
             terraform: None,
         };
         let node = |name: &str| {
