@@ -307,7 +307,8 @@ impl Core {
         }
         self.refresh_after_leadership_change(&state).await?;
         let dr_secondary = self.dr_mode().await == "secondary";
-        if dr_secondary && !crate::replication::allowed_on_dr_secondary(&req.path) {
+        let refused = dr_secondary || self.dr().is_demoting();
+        if refused && !crate::replication::allowed_on_dr_secondary(&req.path) {
             return Err(CoreError::invalid(crate::replication::DISABLED_ON_SECONDARY));
         }
         crate::backends::refine_operation(self, &state, &mut req).await?;

@@ -152,9 +152,17 @@ pub struct DrRuntime {
     stream: Mutex<StreamStatus>,
     /// The generation whose stream loop is running, so unseals never start a second one.
     running_loop: std::sync::Mutex<Option<u64>>,
+    /// Set while a primary is being demoted: client requests are refused as on a secondary
+    /// so the last writes can reach the secondaries before the role changes.
+    demoting: std::sync::atomic::AtomicBool,
 }
 
 impl DrRuntime {
+    /// Whether this primary is draining towards its secondaries before becoming one.
+    pub fn is_demoting(&self) -> bool {
+        self.demoting.load(Ordering::Acquire)
+    }
+
     /// The current role.
     pub async fn state(&self) -> DrState {
         self.state.lock().await.clone()

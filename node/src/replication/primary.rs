@@ -2,6 +2,7 @@
 //! sync and stream answers served on the cluster port.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -19,6 +20,8 @@ const DEFAULT_TOKEN_TTL: u64 = 1800;
 const STREAM_BATCH: usize = 2048;
 /// How long a stream request waits for new entries before answering empty (a heartbeat).
 const STREAM_WAIT: Duration = Duration::from_secs(2);
+/// How long a demotion waits for live secondaries to acknowledge the last WAL entry.
+const DEMOTE_DRAIN: Duration = Duration::from_secs(10);
 
 /// A full copy of the replicated data for a new or lagging secondary.
 #[derive(Serialize, Deserialize)]
@@ -190,10 +193,57 @@ impl Core {
     }
 
     /// `dr/primary/demote`: keep the data, become a secondary without a primary.
+    ///
+    /// A planned failover should lose nothing, so before the role changes the primary stops
+    /// serving clients and waits (up to [`DEMOTE_DRAIN`]) until every secondary that streamed
+    /// recently has acknowledged its last WAL entry; one that does not is named in a warning.
     pub async fn dr_demote(&self) -> Result<Response, CoreError> {
         let DrState::Primary(primary) = self.dr().state().await else {
             return Err(CoreError::invalid("this cluster is not a DR primary"));
         };
+        self.dr().demoting.store(true, Ordering::Release);
+        let behind = self.drain_to_secondaries().await;
+        let demoted = self.become_demoted(primary).await;
+        self.dr().demoting.store(false, Ordering::Release);
+        let mut response = demoted?;
+        for (id, acked, target) in behind {
+            response = response.with_warning(format!(
+                "secondary {id} acknowledged WAL {acked} of {target} before the demotion; \
+                 writes after {acked} are not on it"
+            ));
+        }
+        Ok(response)
+    }
+
+    /// Waits until every live secondary acknowledged everything applied here; returns the
+    /// ones that did not, as `(id, acknowledged, target)`.
+    async fn drain_to_secondaries(&self) -> Vec<(String, u64, u64)> {
+        let target = self
+            .raft()
+            .and_then(|r| r.status().ok())
+            .map(|s| s.applied_index)
+            .unwrap_or(0);
+        let deadline = Instant::now() + DEMOTE_DRAIN;
+        loop {
+            let live_since = Utc::now() - chrono::Duration::from_std(DEMOTE_DRAIN).unwrap_or_default();
+            let behind: Vec<(String, u64, u64)> = self
+                .dr()
+                .progress
+                .lock()
+                .await
+                .iter()
+                .filter(|(_, p)| p.last_heartbeat > live_since && p.last_ack < target)
+                .map(|(id, p)| (id.clone(), p.last_ack, target))
+                .collect();
+            if behind.is_empty() || Instant::now() >= deadline {
+                return behind;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Persists the secondary role without a primary, keeping the data and cluster id.
+    async fn become_demoted(&self, primary: PrimaryState) -> Result<Response, CoreError> {
         let secondary = SecondaryState {
             cluster_id: primary.cluster_id,
             secondary_id: String::new(),
