@@ -41,7 +41,7 @@ pub enum CliError {
 }
 
 /// Where the nodes of a new lab run: shared by `up` and `drill`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ProviderArgs {
     /// Where the nodes run.
     #[arg(long, value_enum, default_value = "local")]
@@ -57,7 +57,7 @@ pub struct ProviderArgs {
 }
 
 /// Where an AWS lab lives: shared by `up --provider aws` and `down --sweep`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AwsAccessArgs {
     /// The lab's name: every AWS resource is tagged lab=NAME (default: derived from the lab home).
     #[arg(long)]
@@ -71,7 +71,7 @@ pub struct AwsAccessArgs {
 }
 
 /// Machines of an AWS lab (`up --provider aws`).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "AWS (--provider aws)")]
 pub struct AwsMachineArgs {
     /// Where lab finds the lab's AWS resources.
@@ -369,7 +369,7 @@ pub enum Command {
 
 impl ProviderArgs {
     /// The provider and its settings; AWS flags with another provider are refused, not ignored.
-    fn choice(self) -> Result<ProviderChoice, CliError> {
+    pub fn choice(self) -> Result<ProviderChoice, CliError> {
         let ProviderArgs {
             provider: kind,
             endpoint,
@@ -531,6 +531,12 @@ impl RawArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_subcommand_is_a_valid_clap_definition() {
+        use clap::CommandFactory;
+        RawArgs::command().debug_assert();
+    }
 
     #[test]
     fn flags_resolve_to_settings() {

@@ -47,6 +47,9 @@ pub enum LabError {
     /// `lab practice`.
     #[error(transparent)]
     Practice(#[from] practice::PracticeError),
+    /// Flags that commands resolve themselves (`practice start --provider ...`).
+    #[error(transparent)]
+    Cli(#[from] cli::CliError),
     /// Bring-up of a node (also `fault start`).
     #[error(transparent)]
     Bringup(#[from] bringup::BringupError),

@@ -764,3 +764,70 @@ fn leader_loss_drill_runs_over_ssh() {
     assert!(aws.live_instances(&name).is_empty());
     assert_eq!(aws.leftovers(&name), Vec::<String>::new());
 }
+
+/// Practice exercises run on EC2 too: `remove-failed-peer` kills node-c over ssh at setup,
+/// fails its check as set up, passes after the scripted solution; `reset` brings the
+/// exercise back on the same provider; `awskms-auto-unseal` (a node of the operator's own,
+/// next to LocalStack) is refused with a clear message.
+#[test]
+fn practice_runs_on_aws_and_resets_on_aws() {
+    let Some(rig) = Rig::new("practice_runs_on_aws_and_resets_on_aws", 7) else {
+        return;
+    };
+    let lab = rig.lab();
+    let name = lab_name("practice");
+    let mut args = rig.up_args_with_key(&name);
+    args.splice(
+        0..1,
+        [
+            "practice".to_owned(),
+            "start".to_owned(),
+            "remove-failed-peer".to_owned(),
+        ],
+    );
+    let start = run(&lab, &args);
+    assert!(start.status.success(), "{}", stderr(&start));
+    assert!(String::from_utf8_lossy(&start.stdout).contains("node-c crashed"));
+    assert_eq!(rig.aws.live_instances(&name).len(), 3);
+    assert!(
+        !lab.run(&["practice", "check"]).status.success(),
+        "passes before the task is done"
+    );
+    lab.ok(&["practice", "solution", "--run"]);
+    let check = lab.ok(&["practice", "check"]);
+    assert!(check.contains("PASS"), "{check}");
+
+    // reset tears the lab down and brings the exercise back on aws with the same options.
+    // LocalStack never frees a terminated instance's address, so there the new instances
+    // are refused (real EC2 frees them); the refusal shows which provider reset used, and
+    // nothing is left behind either way.
+    let reset = lab.run(&["practice", "reset"]);
+    let text = stderr(&reset);
+    assert!(text.contains("terminated 3 EC2 instance(s)"), "{text}");
+    assert!(text.contains(&format!("lab {name} will create")), "{text}");
+    assert!(
+        reset.status.success() || text.contains("IP already in use"),
+        "{text}"
+    );
+    lab.ok(&["down"]);
+    assert!(rig.aws.live_instances(&name).is_empty());
+    assert_eq!(rig.aws.leftovers(&name), Vec::<String>::new());
+    assert!(rig.remote.node_pids().is_empty());
+
+    let mut args = rig.up_args_with_key(&lab_name("kms"));
+    args.splice(
+        0..1,
+        [
+            "practice".to_owned(),
+            "start".to_owned(),
+            "awskms-auto-unseal".to_owned(),
+        ],
+    );
+    let refused = run(&lab, &args);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("local provider"),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -40,10 +40,14 @@ pub enum PracticeAction {
     /// Bring up an exercise's lab, prepare it, print the task and start the timer.
     Start {
         /// A built-in exercise name (see `list`) or an exercise TOML file.
-        name: String,
+        #[arg(value_name = "NAME")]
+        exercise: String,
         /// API port of the first node (as `lab up --base-port`).
         #[arg(long)]
         base_port: Option<u16>,
+        /// Where the exercise's lab runs (as `lab up`).
+        #[command(flatten)]
+        provider: crate::cli::ProviderArgs,
     },
     /// Grade the lab: pass or fail per check, and the time taken so far.
     Check,
@@ -111,6 +115,9 @@ pub enum PracticeError {
         /// The lab home.
         home: PathBuf,
     },
+    /// The exercise has the operator run a node on this machine.
+    #[error("exercise {0} runs a node of yours on this machine next to LocalStack; start it with the local provider")]
+    LocalOnly(String),
     /// The exercise needs LocalStack, which is not answering.
     #[error("this exercise needs LocalStack's KMS at {endpoint} ({reason}); start it with `scripts/localstack.sh start`")]
     LocalStack {
@@ -138,13 +145,22 @@ pub fn practice_dir(home: &LabHome) -> PathBuf {
 pub fn run(home: &LabHome, action: PracticeAction) -> Result<u8, LabError> {
     match action {
         PracticeAction::List => list(),
-        PracticeAction::Start { name, base_port } => start(home, &name, base_port),
+        PracticeAction::Start {
+            exercise,
+            base_port,
+            provider,
+        } => start(home, &exercise, base_port, &provider.choice()?),
         PracticeAction::Check => check(home),
         PracticeAction::Hint => hint(home),
         PracticeAction::Reset => {
             let session = Session::load(home)?;
             commands::down(home, false, None)?;
-            start(home, &session.exercise, Some(session.base_port))
+            start(
+                home,
+                &session.exercise,
+                Some(session.base_port),
+                &session.provider,
+            )
         }
         PracticeAction::Solution { run } => solution(home, run),
     }
@@ -167,9 +183,17 @@ fn list() -> Result<u8, LabError> {
     Ok(0)
 }
 
-fn start(home: &LabHome, spec: &str, base_port: Option<u16>) -> Result<u8, LabError> {
+fn start(
+    home: &LabHome,
+    spec: &str,
+    base_port: Option<u16>,
+    provider: &ProviderChoice,
+) -> Result<u8, LabError> {
     let exercise = Exercise::load(spec)?;
     let mut vars = BTreeMap::new();
+    if exercise.localstack && !matches!(provider, ProviderChoice::Local) {
+        return Err(PracticeError::LocalOnly(spec.to_owned()).into());
+    }
     if exercise.localstack {
         let endpoint = localstack_endpoint();
         let key = create_kms_key(&endpoint)?;
@@ -177,22 +201,21 @@ fn start(home: &LabHome, spec: &str, base_port: Option<u16>) -> Result<u8, LabEr
         vars.insert("kms_key_id".to_owned(), key);
     }
     let topology = exercise.topology(base_port, spec)?;
-    commands::up(
-        home,
-        &topology,
-        &Renderer::new(None)?,
-        &ProviderChoice::Local,
-        false,
-    )?;
+    commands::up(home, &topology, &Renderer::new(None)?, provider, false)?;
     let dir = practice_dir(home);
     std::fs::create_dir_all(&dir).map_err(|source| PracticeError::Io { path: dir, source })?;
-    let session = Session::new(spec, topology.clusters[0].nodes[0].api_port, vars);
+    let session = Session::new(
+        spec,
+        topology.clusters[0].nodes[0].api_port,
+        vars,
+        provider.clone(),
+    );
     session.save(home)?;
     if !exercise.setup.is_empty() {
         eprintln!("==> preparing the exercise");
         run_steps(home, &session, &exercise, &exercise.setup, script::Output::Stderr)?;
     }
-    let session = Session::new(spec, session.base_port, session.vars);
+    let session = Session::new(spec, session.base_port, session.vars, session.provider);
     session.save(home)?;
     let state = home.require()?;
     let task = session.context(home, &state).render(&exercise.task)?;

@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::provider::ProviderChoice;
+
 use super::template::Context;
 use super::PracticeError;
 use crate::state::{LabHome, State};
@@ -23,6 +25,9 @@ pub struct Session {
     pub hints_shown: usize,
     /// Values `start` recorded for placeholders.
     pub vars: BTreeMap<String, String>,
+    /// Where the lab runs, so `reset` brings it back the same way.
+    #[serde(default)]
+    pub provider: ProviderChoice,
 }
 
 fn now() -> u64 {
@@ -38,13 +43,19 @@ fn path(home: &LabHome) -> PathBuf {
 
 impl Session {
     /// A session starting now.
-    pub fn new(exercise: &str, base_port: u16, vars: BTreeMap<String, String>) -> Session {
+    pub fn new(
+        exercise: &str,
+        base_port: u16,
+        vars: BTreeMap<String, String>,
+        provider: ProviderChoice,
+    ) -> Session {
         Session {
             exercise: exercise.to_owned(),
             base_port,
             started_unix: now(),
             hints_shown: 0,
             vars,
+            provider,
         }
     }
 

@@ -122,7 +122,8 @@ const ROOT_VOLUME_PER_HOUR: f64 = 8.0 * 0.08 / 730.0;
 const KMS_KEY_PER_HOUR: f64 = 1.0 / 730.0;
 
 /// Which of an instance's addresses lab uses for ssh and the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Reach {
     /// The public IPv4 address (lab runs outside the VPC).
     Public,
@@ -130,8 +131,9 @@ pub enum Reach {
     Private,
 }
 
-/// `lab up --provider aws` settings, resolved from the flags.
-#[derive(Debug, Clone)]
+/// `lab up --provider aws` settings, resolved from the flags (kept by `lab practice` so
+/// `reset` brings the exercise back up the same way).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AwsOptions {
     /// The `lab=` tag value; `None` derives one from the lab home.
     pub name: Option<String>,

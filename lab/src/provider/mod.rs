@@ -205,9 +205,11 @@ pub trait Provider {
 }
 
 /// The provider `lab up` asked for, with its settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProviderChoice {
     /// Processes on 127.0.0.1.
+    #[default]
     Local,
     /// LocalStack at this URL.
     Localstack {
