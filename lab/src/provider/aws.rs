@@ -33,12 +33,12 @@ use sha2::{Digest, Sha256};
 
 use super::cloud::{describe, real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
 use super::terraform::{self, TerraformLab};
-use super::{node_on_address, LocalProvider, PlannedCluster, PlannedNode, Provider, ProviderError};
+use super::{
+    kms_and_tag_join, node_on_address, LocalProvider, PlannedCluster, PlannedNode, Provider, ProviderError,
+};
 use crate::bringup::launch_for;
 use crate::host::{systemd_unit, Host, SshHost, SshTarget};
-use crate::render::{
-    AutoJoinContext, AwsKmsContext, JoinContext, Renderer, SealContext, StaticCredentials, UserDataContext,
-};
+use crate::render::{AwsKmsContext, JoinContext, Renderer, SealContext, StaticCredentials, UserDataContext};
 use crate::state::{AwsResources, Ec2Instance, Ec2Lab, KmsKey, LabHome, NodeState, SshAddress, State};
 use crate::topology::{SealKind, Topology};
 
@@ -529,22 +529,16 @@ impl AwsProvider {
                 ),
             });
         }
-        let seal = SealContext {
-            awskms: Some(AwsKmsContext {
+        let (seal, join) = kms_and_tag_join(
+            AwsKmsContext {
                 region: lab.region.clone(),
                 kms_key_id: lab.kms_key_id.clone(),
                 endpoint: self.options.endpoint.clone(),
                 credentials: self.node_credentials(),
-            }),
-        };
-        let join = JoinContext {
-            leader_api_addrs: Vec::new(),
-            auto_join: Some(AutoJoinContext {
-                discover: self.auto_join(&lab.region, &lab.join_tag_key, &lab.join_tag_value),
-                scheme: "http".to_owned(),
-                port: lab.api_port,
-            }),
-        };
+            },
+            self.auto_join(&lab.region, &lab.join_tag_key, &lab.join_tag_value),
+            lab.api_port,
+        );
         let nodes = cluster
             .nodes
             .iter()
@@ -1473,26 +1467,20 @@ impl Provider for AwsProvider {
         let mut plan = Vec::new();
         for cluster in &topology.clusters {
             let ports = (cluster.nodes[0].api_port, cluster.nodes[0].cluster_port);
-            let seal = SealContext {
-                awskms: Some(AwsKmsContext {
+            let (seal, join) = kms_and_tag_join(
+                AwsKmsContext {
                     region: setup.region.clone(),
                     kms_key_id: kms_alias(&setup.name, &cluster.name),
                     endpoint: self.options.endpoint.clone(),
                     credentials: self.node_credentials(),
-                }),
-            };
-            let join = JoinContext {
-                leader_api_addrs: Vec::new(),
-                auto_join: Some(AutoJoinContext {
-                    discover: self.auto_join(
-                        &setup.region,
-                        JOIN_TAG,
-                        &format!("{}-{}", setup.name, cluster.name),
-                    ),
-                    scheme: "http".to_owned(),
-                    port: ports.0,
-                }),
-            };
+                },
+                self.auto_join(
+                    &setup.region,
+                    JOIN_TAG,
+                    &format!("{}-{}", setup.name, cluster.name),
+                ),
+                ports.0,
+            );
             let nodes = cluster
                 .nodes
                 .iter()

@@ -30,9 +30,9 @@ use labnode::cluster::discover::QueryClient;
 use sha2::{Digest, Sha256};
 
 use super::cloud::{real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
-use super::{node_on_address, LocalProvider, PlannedCluster, Provider, ProviderError};
+use super::{kms_and_tag_join, node_on_address, LocalProvider, PlannedCluster, Provider, ProviderError};
 use crate::host::Host;
-use crate::render::{AutoJoinContext, AwsKmsContext, JoinContext, Renderer, SealContext, StaticCredentials};
+use crate::render::{AwsKmsContext, Renderer, StaticCredentials};
 use crate::state::{AwsResources, Ec2Instance, KmsKey, LabHome, NodeState, State};
 use crate::topology::{SealKind, Topology};
 
@@ -455,8 +455,8 @@ impl Provider for LocalStackProvider {
             // first node's ports on its own address.
             let api_port = cluster.nodes[0].api_port;
             let cluster_port = cluster.nodes[0].cluster_port;
-            let seal = SealContext {
-                awskms: Some(AwsKmsContext {
+            let (seal, join) = kms_and_tag_join(
+                AwsKmsContext {
                     region: REGION.to_owned(),
                     kms_key_id: format!("alias/lab-{id}-{}", cluster.name),
                     endpoint: Some(self.endpoint.clone()),
@@ -464,16 +464,10 @@ impl Provider for LocalStackProvider {
                         access_key: ACCESS_KEY.to_owned(),
                         secret_key: SECRET_KEY.to_owned(),
                     }),
-                }),
-            };
-            let join = JoinContext {
-                leader_api_addrs: Vec::new(),
-                auto_join: Some(AutoJoinContext {
-                    discover: self.auto_join(&join_tag(&cluster.name, &id)),
-                    scheme: "http".to_owned(),
-                    port: api_port,
-                }),
-            };
+                },
+                self.auto_join(&join_tag(&cluster.name, &id)),
+                api_port,
+            );
             let mut nodes = Vec::new();
             for node in &cluster.nodes {
                 let ip = Ipv4Addr::new(SUBNET_PREFIX[0], SUBNET_PREFIX[1], SUBNET_PREFIX[2], host as u8);

@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::host::{Host, HostError};
-use crate::render::{JoinContext, ListenerContext, NodeContext, RenderError, Renderer, SealContext};
+use crate::render::{
+    AutoJoinContext, AwsKmsContext, JoinContext, ListenerContext, NodeContext, RenderError, Renderer,
+    SealContext,
+};
 use crate::state::{LabHome, NodeState, State, StateError};
 use crate::topology::{Cluster, DrRole, SealKind, Topology};
 
@@ -122,6 +125,21 @@ pub struct PlannedNode {
     pub state: NodeState,
     /// What the node template renders from.
     pub context: NodeContext,
+}
+
+/// The stanzas of a cluster that unseals through KMS and finds its peers by EC2 tag
+/// (`discover` is the go-discover string; every node listens on `api_port`).
+fn kms_and_tag_join(kms: AwsKmsContext, discover: String, api_port: u16) -> (SealContext, JoinContext) {
+    let seal = SealContext { awskms: Some(kms) };
+    let join = JoinContext {
+        leader_api_addrs: Vec::new(),
+        auto_join: Some(AutoJoinContext {
+            discover,
+            scheme: "http".to_owned(),
+            port: api_port,
+        }),
+    };
+    (seal, join)
 }
 
 /// A node listening on `ip` with its cluster's shared ports, its files in `dir`: how the
