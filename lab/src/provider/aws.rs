@@ -195,6 +195,13 @@ pub struct AwsProvider {
     hosts: Mutex<HashMap<String, Arc<SshHost>>>,
 }
 
+/// What every instance is launched with.
+struct Machines {
+    group: String,
+    key_name: String,
+    profile: String,
+}
+
 /// The AWS clients of one command, with the operator's credentials.
 struct Clients {
     ec2: QueryClient,
@@ -573,26 +580,49 @@ impl AwsProvider {
         configs: &[(PathBuf, String)],
         renderer: &Renderer,
     ) -> Result<(), ProviderError> {
-        let name = &setup.name;
         let mut aws = AwsResources {
             endpoint: self.options.endpoint.clone().unwrap_or_default(),
             region: setup.region.clone(),
             vpc_id: Some(setup.vpc_id.clone()),
             subnet_id: Some(setup.subnet_id.clone()),
             ec2_lab: Some(Ec2Lab {
-                name: name.clone(),
+                name: setup.name.clone(),
                 profile: self.options.profile.clone(),
                 remote_dir: self.options.remote_dir.clone(),
                 ..Ec2Lab::default()
             }),
             ..AwsResources::default()
         };
-        let save = |state: &mut State, aws: &AwsResources| {
-            state.aws = Some(aws.clone());
-            self.home.save(state)
+        let aws = &mut aws;
+        self.record(state, aws)?;
+        self.create_keys(clients, setup, state, aws).await?;
+        let machines = Machines {
+            group: self.create_security_group(clients, setup, state, aws).await?,
+            key_name: self.create_key_pair(clients, setup, state, aws).await?,
+            profile: self.create_role(clients, setup, state, aws).await?,
         };
-        save(state, &aws)?;
+        self.launch_instances(clients, setup, state, aws, &machines, configs, renderer)
+            .await?;
+        self.await_running(&clients.ec2, state, aws).await?;
+        self.record(state, aws)
+    }
 
+    /// Writes what exists so far to `state.json`, so a failure after this point still
+    /// deletes it.
+    fn record(&self, state: &mut State, aws: &AwsResources) -> Result<(), ProviderError> {
+        state.aws = Some(aws.clone());
+        Ok(self.home.save(state)?)
+    }
+
+    /// One KMS key per cluster, tagged, behind the alias the node configs name.
+    async fn create_keys(
+        &self,
+        clients: &Clients,
+        setup: &Setup,
+        state: &mut State,
+        aws: &mut AwsResources,
+    ) -> Result<(), ProviderError> {
+        let name = &setup.name;
         for cluster in &state.clusters.clone() {
             let alias = kms_alias(name, &cluster.name);
             let created = clients
@@ -612,7 +642,7 @@ impl AwsProvider {
                 key_id: key_id.clone(),
                 alias: alias.clone(),
             });
-            save(state, &aws)?;
+            self.record(state, aws)?;
             clients
                 .kms
                 .create_alias()
@@ -622,7 +652,19 @@ impl AwsProvider {
                 .await
                 .map_err(|e| self.cloud_error(format!("CreateAlias {alias}"), DisplayErrorContext(e)))?;
         }
+        Ok(())
+    }
 
+    /// The security group: API and ssh from the operator, API and cluster port between
+    /// members; returns its id.
+    async fn create_security_group(
+        &self,
+        clients: &Clients,
+        setup: &Setup,
+        state: &mut State,
+        aws: &mut AwsResources,
+    ) -> Result<String, ProviderError> {
+        let name = &setup.name;
         let group_name = format!("lab-{name}");
         let xml = self
             .call(
@@ -642,8 +684,8 @@ impl AwsProvider {
             )
             .await?;
         let group = xml_text(&xml, "groupId").map_err(|e| self.cloud_error("CreateSecurityGroup", e))?;
-        lab_record(&mut aws).security_group_id = Some(group.clone());
-        save(state, &aws)?;
+        lab_record(aws).security_group_id = Some(group.clone());
+        self.record(state, aws)?;
         let allow = self.allow_cidr().await?;
         let (api_port, cluster_port) = state
             .clusters
@@ -672,7 +714,19 @@ impl AwsProvider {
             }
             self.call(&clients.ec2, &params).await?;
         }
+        Ok(group)
+    }
 
+    /// The key pair lab logs in with: the operator's public key, or a new one whose
+    /// private half is saved under the home (0600); returns its name.
+    async fn create_key_pair(
+        &self,
+        clients: &Clients,
+        setup: &Setup,
+        state: &mut State,
+        aws: &mut AwsResources,
+    ) -> Result<String, ProviderError> {
+        let name = &setup.name;
         let key_name = format!("lab-{name}");
         let key_pair = [
             ("KeyName", key_name.as_str()),
@@ -706,18 +760,29 @@ impl AwsProvider {
                 let path = self
                     .home
                     .save_private(&path, format!("{}\n", material.trim()).as_bytes())?;
-                lab_record(&mut aws).ssh_key_created = true;
+                lab_record(aws).ssh_key_created = true;
                 path
             }
         };
         {
-            let lab = lab_record(&mut aws);
+            let lab = lab_record(aws);
             lab.key_pair = Some(key_name.clone());
             lab.ssh_key = key_file.clone();
         }
         *lock(&self.ssh_key) = Some(key_file);
-        save(state, &aws)?;
+        self.record(state, aws)?;
+        Ok(key_name)
+    }
 
+    /// The nodes' IAM role, its policy and instance profile; returns the profile's name.
+    async fn create_role(
+        &self,
+        clients: &Clients,
+        setup: &Setup,
+        state: &mut State,
+        aws: &mut AwsResources,
+    ) -> Result<String, ProviderError> {
+        let name = &setup.name;
         let role = format!("lab-{name}-node");
         let path = format!("/lab/{name}/");
         self.call(
@@ -736,8 +801,8 @@ impl AwsProvider {
             ],
         )
         .await?;
-        lab_record(&mut aws).role = Some(role.clone());
-        save(state, &aws)?;
+        lab_record(aws).role = Some(role.clone());
+        self.record(state, aws)?;
         let policy = node_policy(&aws.keys, &setup.region);
         self.call(
             &clients.iam,
@@ -749,8 +814,8 @@ impl AwsProvider {
             ],
         )
         .await?;
-        lab_record(&mut aws).role_policy = Some(ROLE_POLICY.to_owned());
-        save(state, &aws)?;
+        lab_record(aws).role_policy = Some(ROLE_POLICY.to_owned());
+        self.record(state, aws)?;
         self.call(
             &clients.iam,
             &[
@@ -760,8 +825,8 @@ impl AwsProvider {
             ],
         )
         .await?;
-        lab_record(&mut aws).instance_profile = Some(role.clone());
-        save(state, &aws)?;
+        lab_record(aws).instance_profile = Some(role.clone());
+        self.record(state, aws)?;
         self.call(
             &clients.iam,
             &[
@@ -771,7 +836,22 @@ impl AwsProvider {
             ],
         )
         .await?;
+        Ok(role)
+    }
 
+    /// One instance per node, each with its user data, recorded as it launches.
+    #[allow(clippy::too_many_arguments)]
+    async fn launch_instances(
+        &self,
+        clients: &Clients,
+        setup: &Setup,
+        state: &mut State,
+        aws: &mut AwsResources,
+        machines: &Machines,
+        configs: &[(PathBuf, String)],
+        renderer: &Renderer,
+    ) -> Result<(), ProviderError> {
+        let name = &setup.name;
         let mut rendered = configs.iter();
         for c in 0..state.clusters.len() {
             let cluster = state.clusters[c].name.clone();
@@ -801,9 +881,9 @@ impl AwsProvider {
                         &qualified,
                         &private_ip,
                         &join,
-                        &group,
-                        &key_name,
-                        &role,
+                        &machines.group,
+                        &machines.key_name,
+                        &machines.profile,
                         &user_data,
                     )
                     .await?;
@@ -812,11 +892,9 @@ impl AwsProvider {
                     instance_id: instance,
                     private_ip,
                 });
-                save(state, &aws)?;
+                self.record(state, aws)?;
             }
         }
-        self.await_running(&clients.ec2, state, &aws).await?;
-        save(state, &aws)?;
         Ok(())
     }
 
