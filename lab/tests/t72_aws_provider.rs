@@ -114,12 +114,17 @@ struct Rig {
 }
 
 impl Rig {
-    /// `None` (after a SKIP notice) when LocalStack is down and not required.
+    /// Three machines; `None` (after a SKIP notice) when LocalStack is down and not required.
     fn new(test: &str, salt: u32) -> Option<Rig> {
+        Rig::with_machines(test, salt, 3)
+    }
+
+    /// `machines` machines (one per node of the topology).
+    fn with_machines(test: &str, salt: u32, machines: usize) -> Option<Rig> {
         let endpoint = localstack(test)?;
         let aws = Aws::new(&endpoint);
         let subnet = Subnet::new(&aws, salt);
-        let addresses: Vec<String> = (0..3).map(|i| subnet.address(i)).collect();
+        let addresses: Vec<String> = (0..machines).map(|i| subnet.address(i)).collect();
         let sshd = Sshd::start_on(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
         Some(Rig {
             endpoint,
@@ -128,7 +133,7 @@ impl Rig {
             addresses,
             sshd,
             remote: RemoteDir::new(),
-            ports: PortBlock::new(3),
+            ports: PortBlock::new(machines as u16),
         })
     }
 
@@ -742,27 +747,30 @@ fn from_terraform_adopts_the_deployment_and_leaves_it_to_terraform() {
         .unwrap();
 }
 
-/// The drills are provider-agnostic: `leader-loss` on EC2 instances reached over ssh
-/// (kill the leader through ssh, measure the new election, restart it, check no acked
-/// write was lost) passes, and its lab is gone afterwards.
+/// The drills are provider-agnostic: `dr-failover` on six EC2 instances (two auto-unsealed
+/// clusters) reached over ssh enables DR, kills the whole primary cluster through ssh,
+/// generates a DR operation token from the primary's recovery keys, promotes the
+/// secondary and reads back every acknowledged write; its lab is gone afterwards.
 #[test]
-fn leader_loss_drill_runs_over_ssh() {
-    let Some(rig) = Rig::new("leader_loss_drill_runs_over_ssh", 6) else {
+fn dr_failover_drill_runs_over_ssh() {
+    let Some(rig) = Rig::with_machines("dr_failover_drill_runs_over_ssh", 6, 6) else {
         return;
     };
-    let Rig { aws, remote, .. } = &rig;
     let lab = rig.lab();
     let name = lab_name("drill");
+    let report = tempfile::tempdir().unwrap();
     let mut args = rig.up_args_with_key(&name);
-    args[0] = "drill".to_owned();
-    args.insert(1, "leader-loss".to_owned());
+    args.splice(0..1, ["drill".to_owned(), "dr-failover".to_owned()]);
+    args.extend(["--report".to_owned(), report.path().display().to_string()]);
     let out = run(&lab, &args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
-    assert!(stdout.contains("PASS"), "{stdout}");
-    assert!(remote.node_pids().is_empty());
-    assert!(aws.live_instances(&name).is_empty());
-    assert_eq!(aws.leftovers(&name), Vec::<String>::new());
+    assert!(stdout.contains("PASSED"), "{stdout}");
+    let journal = std::fs::read_to_string(report.path().join("journal.json")).unwrap();
+    assert!(journal.contains("3 recovery keys of primary"), "{journal}");
+    assert!(rig.remote.node_pids().is_empty());
+    assert!(rig.aws.live_instances(&name).is_empty());
+    assert_eq!(rig.aws.leftovers(&name), Vec::<String>::new());
 }
 
 /// Practice exercises run on EC2 too: `remove-failed-peer` kills node-c over ssh at setup,

@@ -650,8 +650,15 @@ impl<'a> Engine<'a> {
         if otp.is_empty() {
             return Err(format!("-init returned no OTP: {init}"));
         }
+        // Auto-unsealed (awskms) clusters authorize with recovery keys, Shamir ones with
+        // unseal keys.
+        let (shares, threshold, kind) = if keys.unseal_keys_b64.is_empty() {
+            (&keys.recovery_keys_b64, keys.recovery_keys_threshold, "recovery")
+        } else {
+            (&keys.unseal_keys_b64, keys.unseal_threshold, "unseal")
+        };
         let mut encoded = String::new();
-        for key in keys.unseal_keys_b64.iter().take(keys.unseal_threshold as usize) {
+        for key in shares.iter().take(threshold as usize) {
             let status = run(&[&format!("-nonce={nonce}"), key])?;
             if status.get("complete") == Some(&Value::Bool(true)) {
                 encoded = field(&status, "encoded_token");
@@ -660,8 +667,7 @@ impl<'a> Engine<'a> {
         }
         if encoded.is_empty() {
             return Err(format!(
-                "not complete after {} keys of {keys_from}",
-                keys.unseal_threshold
+                "not complete after {threshold} {kind} keys of {keys_from}"
             ));
         }
         let decoded = run(&[&format!("-decode={encoded}"), &format!("-otp={otp}")])?;
@@ -671,8 +677,7 @@ impl<'a> Engine<'a> {
         }
         self.vars.insert(into.to_owned(), token);
         Ok(format!(
-            "{} keys of {keys_from}, token in {{{{{into}}}}}",
-            keys.unseal_threshold
+            "{threshold} {kind} keys of {keys_from}, token in {{{{{into}}}}}"
         ))
     }
 
