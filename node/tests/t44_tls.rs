@@ -61,7 +61,7 @@ async fn cluster_port_refuses_clients_without_the_cluster_certificate() {
         .expect_err("no client cert accepted");
     let text = chain(&e);
     assert!(
-        text.contains("received fatal alert: CertificateRequired"),
+        text.contains("received fatal alert: CertificateRequired") || closed_after_handshake(&text),
         "{text}"
     );
 
@@ -78,7 +78,10 @@ async fn cluster_port_refuses_clients_without_the_cluster_certificate() {
         .await
         .expect_err("foreign client cert accepted");
     let text = chain(&e);
-    assert!(text.contains("received fatal alert: UnknownCA"), "{text}");
+    assert!(
+        text.contains("received fatal alert: UnknownCA") || closed_after_handshake(&text),
+        "{text}"
+    );
 
     // curl -k without a client certificate: TLS failure, no HTTP status.
     let out = Command::new("curl")
@@ -218,4 +221,13 @@ async fn api_tls_listener_with_the_cli_and_vault_cacert() {
         .send()
         .await;
     assert!(r.map(|r| r.status().as_u16() != 200).unwrap_or(true));
+}
+
+/// With TLS 1.3 the server's verdict on a client certificate arrives after the client
+/// finished its handshake; when the request was already on its way, the client sees the
+/// connection die instead of the alert. Either way no HTTP answer came back.
+fn closed_after_handshake(text: &str) -> bool {
+    text.contains("connection was not ready")
+        || text.contains("connection closed")
+        || text.contains("Canceled")
 }
