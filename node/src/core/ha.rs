@@ -164,7 +164,18 @@ impl Core {
             )));
         }
         let config = self.seal_config().await?.ok_or(CoreError::NotInitialized)?;
-        let answer = random_key();
+        // A joiner asks every candidate at once and standbys forward here, so several
+        // challenges for one node arrive together: they must all hide the same answer, or
+        // the one the joiner answers may have been replaced by a later one.
+        let answer = {
+            let mut challenges = self.ha.challenges.lock().await;
+            challenges.retain(|_, (_, at)| at.elapsed() < CHALLENGE_TTL);
+            challenges
+                .entry(server_id.to_string())
+                .or_insert_with(|| (random_key(), Instant::now()))
+                .0
+                .clone()
+        };
         let challenge = match &self.auto_seal {
             Some(kms) => kms
                 .encrypt(&answer)
@@ -175,11 +186,6 @@ impl Core {
                 seal_bytes(&key, server_id.as_bytes(), &answer)
             }
         };
-        self.ha
-            .challenges
-            .lock()
-            .await
-            .insert(server_id.to_string(), (answer, Instant::now()));
         Ok(Response::data(json!({
             "challenge": base64::engine::general_purpose::STANDARD.encode(challenge),
             "seal_config": {
