@@ -40,6 +40,21 @@ fn options(dir: &TempDir, name: &str, cluster_addr: &str) -> RaftOptions {
     }
 }
 
+/// Opens the store again after `stop`: tasks of the stopped instance may hold the database
+/// for a moment longer, and redb refuses a second open until they let go.
+async fn reopen(opts: RaftOptions) -> Arc<RaftStore> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match RaftStore::open(opts.clone()).await {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("already open") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("reopening {}: {e}", opts.path.display()),
+        }
+    }
+}
+
 async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -135,7 +150,7 @@ async fn concurrent_writes_survive_reopen() {
 
     store.stop().await.unwrap();
     drop(store);
-    let store = RaftStore::open(opts).await.unwrap();
+    let store = reopen(opts).await;
     assert!(store.is_bootstrapped().unwrap());
     check(store.clone()).await;
     store.start().await.unwrap();
@@ -175,8 +190,9 @@ async fn snapshot_compacts_log_and_restores_after_restart() {
         .is_empty());
     store.stop().await.unwrap();
     drop(store);
+    drop(raft);
 
-    let store = RaftStore::open(opts).await.unwrap();
+    let store = reopen(opts).await;
     store.start().await.unwrap();
     eventually("leadership after restart", Duration::from_secs(5), || {
         let store = store.clone();
