@@ -18,13 +18,41 @@ pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_labnode"))
 }
 
-/// A loopback port nobody listens on right now (the OS picks it).
+/// Ports handed out by [`free_port`]: below the kernel's ephemeral range (32768 and up), so
+/// no outgoing connection takes one between the probe and labnode's bind, and apart from the
+/// lab tests' blocks (21000-32000).
+const TEST_PORTS: std::ops::Range<u16> = 10_000..20_000;
+
+/// A loopback port nobody listens on and no other test process holds. Each port is claimed
+/// with an flock on a file per port, kept until this test process exits (nextest runs every
+/// test in its own process), so parallel tests never race for the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("labnode-test-ports");
+    std::fs::create_dir_all(&dir).expect("create the port lock directory");
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let offset = ((std::process::id() ^ nanos) % u32::from(span)) as u16;
+    for i in 0..span {
+        let port = TEST_PORTS.start + (offset + i) % span;
+        let Ok(lock) = std::fs::File::create(dir.join(port.to_string())) else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor we own; released when the file is closed.
+        let locked = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&lock),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        } == 0;
+        if locked && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}");
 }
 
 /// A node's directory, ports and config file; outlives the processes started from it, so a
