@@ -42,6 +42,23 @@ impl ClusterNode {
             .iter()
             .map(|a| format!("  retry_join {{\n    leader_api_addr = \"{a}\"\n  }}\n"))
             .collect();
+        self.write_config(&stanzas, None);
+    }
+
+    /// The node's HCL: raft with `node_id` and `stanzas`, the API on plain HTTP or, given a
+    /// certificate and key, on TLS.
+    fn write_config(&self, stanzas: &str, tls: Option<(&Path, &Path)>) {
+        let (listener_tls, scheme) = match tls {
+            Some((cert, key)) => (
+                format!(
+                    "  tls_disable     = false\n  tls_cert_file   = \"{}\"\n  tls_key_file    = \"{}\"\n",
+                    cert.display(),
+                    key.display()
+                ),
+                "https",
+            ),
+            None => ("  tls_disable     = true\n".to_owned(), "http"),
+        };
         std::fs::write(
             &self.dir.config,
             format!(
@@ -53,10 +70,9 @@ impl ClusterNode {
 listener "tcp" {{
   address         = "127.0.0.1:{api}"
   cluster_address = "127.0.0.1:{cluster}"
-  tls_disable     = true
-}}
+{listener_tls}}}
 
-api_addr      = "http://127.0.0.1:{api}"
+api_addr      = "{scheme}://127.0.0.1:{api}"
 cluster_addr  = "https://127.0.0.1:{cluster}"
 disable_mlock = true
 "#,
@@ -474,35 +490,7 @@ pub fn api_tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 impl ClusterNode {
     /// Rewrites the config for a single raft node whose API listener speaks TLS.
     pub fn configure_api_tls(&self, cert: &Path, key: &Path) {
-        std::fs::write(
-            &self.dir.config,
-            format!(
-                r#"storage "raft" {{
-  path    = "{data}"
-  node_id = "{name}"
-}}
-
-listener "tcp" {{
-  address         = "127.0.0.1:{api}"
-  cluster_address = "127.0.0.1:{cluster}"
-  tls_disable     = false
-  tls_cert_file   = "{cert}"
-  tls_key_file    = "{key}"
-}}
-
-api_addr      = "https://127.0.0.1:{api}"
-cluster_addr  = "https://127.0.0.1:{cluster}"
-disable_mlock = true
-"#,
-                data = self.dir.data().display(),
-                name = self.name,
-                api = self.dir.api_port,
-                cluster = self.dir.cluster_port,
-                cert = cert.display(),
-                key = key.display(),
-            ),
-        )
-        .expect("write config");
+        self.write_config("", Some((cert, key)));
     }
 
     /// Starts a node configured by [`ClusterNode::configure_api_tls`]; the harness client
