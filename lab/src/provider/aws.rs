@@ -31,7 +31,7 @@ use base64::Engine as _;
 use labnode::cluster::discover::QueryClient;
 use sha2::{Digest, Sha256};
 
-use super::cloud::{describe, real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
+use super::cloud::{self, describe, real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
 use super::terraform::{self, TerraformLab};
 use super::{
     kms_and_tag_join, node_on_address, LocalProvider, PlannedCluster, PlannedNode, Provider, ProviderError,
@@ -262,10 +262,7 @@ impl AwsProvider {
     }
 
     fn runtime(&self) -> Result<tokio::runtime::Runtime, ProviderError> {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| self.cloud_error("starting an async runtime", e))
+        cloud::runtime().map_err(|e| self.cloud_error("starting an async runtime", e))
     }
 
     /// The region (`--region`, else the AWS chain's), checked against the known regions.
@@ -338,14 +335,9 @@ impl AwsProvider {
 
     /// One EC2 or IAM call, its errors named after the action.
     async fn call(&self, client: &QueryClient, params: &[(&str, &str)]) -> Result<String, ProviderError> {
-        let action = params
-            .iter()
-            .find(|(k, _)| *k == "Action")
-            .map_or("call", |(_, v)| *v);
-        client
-            .call(params)
+        cloud::query(client, params)
             .await
-            .map_err(|e| self.cloud_error(action, describe(&e)))
+            .map_err(|(action, message)| self.cloud_error(action, message))
     }
 
     /// The subnet to use and its VPC and CIDR: `--subnet-id`, else the default VPC's first

@@ -2,10 +2,29 @@
 //! telling "already gone" from real failures, and retiring a KMS key.
 
 use aws_sdk_kms::error::DisplayErrorContext;
+use labnode::cluster::discover::QueryClient;
 use labnode::cluster::DiscoverError;
 
 /// The shortest waiting period KMS allows before a key is deleted.
 pub const KEY_DELETION_DAYS: i32 = 7;
+
+/// A current-thread runtime for one command's cloud calls (providers are synchronous).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+/// One EC2 or IAM call; a failure comes back as the call's `Action` and what the API or the
+/// transport said, for the provider to word as its own error.
+pub async fn query(client: &QueryClient, params: &[(&str, &str)]) -> Result<String, (String, String)> {
+    let action = params
+        .iter()
+        .find(|(k, _)| *k == "Action")
+        .map_or("call", |(_, v)| *v);
+    client
+        .call(params)
+        .await
+        .map_err(|e| (action.to_owned(), describe(&e)))
+}
 
 /// The text of the first element named `name`.
 pub fn xml_text(xml: &str, name: &str) -> Result<String, String> {

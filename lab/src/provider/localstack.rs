@@ -29,7 +29,7 @@ use aws_sdk_kms::types::KeyState;
 use labnode::cluster::discover::QueryClient;
 use sha2::{Digest, Sha256};
 
-use super::cloud::{real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
+use super::cloud::{self, real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
 use super::{kms_and_tag_join, node_on_address, LocalProvider, PlannedCluster, Provider, ProviderError};
 use crate::host::Host;
 use crate::render::{AwsKmsContext, Renderer, StaticCredentials};
@@ -98,10 +98,7 @@ impl LocalStackProvider {
     }
 
     fn runtime(&self) -> Result<tokio::runtime::Runtime, ProviderError> {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| self.cloud_error("starting an async runtime", e))
+        cloud::runtime().map_err(|e| self.cloud_error("starting an async runtime", e))
     }
 
     fn clients(&self) -> Result<(QueryClient, aws_sdk_kms::Client), ProviderError> {
@@ -125,11 +122,9 @@ impl LocalStackProvider {
 
     /// One EC2 call, its errors named after the action.
     async fn ec2(&self, ec2: &QueryClient, params: &[(&str, &str)]) -> Result<String, ProviderError> {
-        let action = params
-            .iter()
-            .find(|(k, _)| *k == "Action")
-            .map_or("EC2 call", |(_, v)| *v);
-        ec2.call(params).await.map_err(|e| self.cloud_error(action, e))
+        cloud::query(ec2, params)
+            .await
+            .map_err(|(action, message)| self.cloud_error(action, message))
     }
 
     async fn provision_all(&self, home: &LabHome, state: &mut State) -> Result<(), ProviderError> {
