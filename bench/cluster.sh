@@ -278,21 +278,8 @@ row() { # row LABEL KEY FORMATTER better(hi|lo)
   row "idle RSS per node, mean (MiB)" rss_idle mib lo
   echo "| idle RSS nodes 1/2/3 (MiB) | $(cell $L rss1 mib) / $(cell $L rss2 mib) / $(cell $L rss3 mib) | $(cell $B rss1 mib) / $(cell $B rss2 mib) / $(cell $B rss3 mib) | |"
   echo "| 1-min load average at start / end | ${R[$L,load_start]:--} / ${R[$L,load_end]:--} | ${R[$B,load_start]:--} / ${R[$B,load_end]:--} | |"
-  errs=""
-  for s in $L $B; do
-    for mode in write read standby; do
-      for c in $CONCS; do
-        e=${R[$s,$mode,$c,err]:-0}
-        ((e > 0)) && errs+=" $s $mode c=$c: $e;"
-      done
-    done
-  done
   echo
-  if [[ -n $errs ]]; then
-    echo "**Errors (non-2xx or socket errors) during measured runs:**$errs"
-  else
-    echo "No non-2xx responses or socket errors in the measured runs."
-  fi
+  error_summary write read standby
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 cat "$OUT"

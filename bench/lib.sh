@@ -339,6 +339,25 @@ ratio() { # ratio NUM DEN -> "1.23x" or "n/a"
     awk -v n="$1" -v d="$2" 'BEGIN { if (d + 0 == 0) print "n/a"; else printf "%.2fx\n", n / d }'
   else echo "n/a"; fi
 }
+# error_summary MODE... -> one report line on the non-2xx / socket errors wrk counted in
+# R[server,mode,concurrency,err] for servers $L and $B at every concurrency in $CONCS.
+error_summary() {
+  local errs="" s mode c e
+  for s in $L $B; do
+    for mode in "$@"; do
+      for c in $CONCS; do
+        e=${R[$s,$mode,$c,err]:-0}
+        ((e > 0)) && errs+=" $s $mode c=$c: $e;"
+      done
+    done
+  done
+  if [[ -n $errs ]]; then
+    echo "**Errors (non-2xx or socket errors) during measured runs:**$errs"
+  else
+    echo "No non-2xx responses or socket errors in the measured runs."
+  fi
+}
+
 ms() { awk -v v="$1" 'BEGIN { printf "%.1f\n", v / 1000 }'; }
 mib() { awk -v v="$1" 'BEGIN { printf "%.1f\n", v / 1024 }'; }
 num() { awk -v v="$1" 'BEGIN { printf "%.0f\n", v }'; }

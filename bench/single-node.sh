@@ -106,21 +106,8 @@ cell() { # cell SERVER KEY FORMATTER
   echo "| peak RSS, VmHWM (MiB) | $(cell $L rss_peak mib) | $(cell $B rss_peak mib) | $(ratio "${R[$B,rss_peak]:-}" "${R[$L,rss_peak]:-}") bao/labnode |"
   echo "| 1-min load average at start / end | ${R[$L,load_start]:--} / ${R[$L,load_end]:--} | ${R[$B,load_start]:--} / ${R[$B,load_end]:--} | |"
   echo "| raft dir after run (MiB) | $(cell $L disk mib) | $(cell $B disk mib) | |"
-  errs=""
-  for s in $L $B; do
-    for mode in write read; do
-      for c in $CONCS; do
-        e=${R[$s,$mode,$c,err]:-0}
-        ((e > 0)) && errs+=" $s $mode c=$c: $e;"
-      done
-    done
-  done
   echo
-  if [[ -n $errs ]]; then
-    echo "**Errors (non-2xx or socket errors) during measured runs:**$errs"
-  else
-    echo "No non-2xx responses or socket errors in the measured runs."
-  fi
+  error_summary write read
   echo
   echo "Targets (issue): throughput >= 2x OpenBao, idle RSS <= 1/4 of OpenBao (aim: 3x writes, 5x reads, 1/5 memory)."
 } >"$OUT.tmp"
