@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{fails, ok, Cluster, Server};
+use common::{fails, ok, Cluster, Reply, Server};
 use serde_json::{json, Value};
 
 const ENABLE_PRIMARY_WARNING: &str = "This cluster is being enabled as a primary for replication. Vault will be unavailable for a brief period and will resume service shortly.";
@@ -148,6 +148,17 @@ fn jwt_claims(token: &str) -> Value {
         .decode(parts[1])
         .expect("JWT body is base64url");
     serde_json::from_slice(&body).expect("JWT body is JSON")
+}
+
+/// `sys/replication/dr/secondary/promote` with a DR operation token.
+async fn promote(s: &Server, token: &str) -> Reply {
+    s.request(
+        "POST",
+        "sys/replication/dr/secondary/promote",
+        None,
+        Some(json!({ "dr_operation_token": token })),
+    )
+    .await
 }
 
 /// The DR operation token OTP flow over the API, decoded locally (token XOR OTP).
@@ -483,14 +494,7 @@ async fn seed_three_steps_promote_and_fail_back() {
 
     // Promote A again (a fresh DR operation token): B's write is there.
     let a_dr_token = dr_operation_token(a_active, &a.keys[..3]).await;
-    let r = a_active
-        .request(
-            "POST",
-            "sys/replication/dr/secondary/promote",
-            None,
-            Some(json!({ "dr_operation_token": a_dr_token })),
-        )
-        .await;
+    let r = promote(a_active, &a_dr_token).await;
     assert_eq!(r.status, 200, "{r:?}");
     let a_active = a.active().await;
     assert_eq!(kv_get(a_active, &root, "failback").await, json!({"from": "B"}));
@@ -765,14 +769,7 @@ async fn primary_killed_mid_stream_batch_token_promotes_without_losing_acked_wri
         ("hvb.not-a-token", "invalid DR operation token"),
         ("", "dr_operation_token is required"),
     ] {
-        let r = b1
-            .request(
-                "POST",
-                "sys/replication/dr/secondary/promote",
-                None,
-                Some(json!({ "dr_operation_token": token })),
-            )
-            .await;
+        let r = promote(b1, token).await;
         assert_eq!(
             (r.status, &r.body),
             (400, &json!({ "errors": [error] })),
@@ -900,14 +897,7 @@ async fn standbys_follow_dr_role_changes() {
     }
     let b_active = b.active().await;
     let token = dr_operation_token(b_active, &a.keys).await;
-    let r = b_active
-        .request(
-            "POST",
-            "sys/replication/dr/secondary/promote",
-            None,
-            Some(json!({ "dr_operation_token": token })),
-        )
-        .await;
+    let r = promote(b_active, &token).await;
     assert_eq!(r.status, 200, "{r:?}");
     let b_active = b.active().await;
     let deadline = Instant::now() + Duration::from_secs(10);
