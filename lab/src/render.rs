@@ -3,13 +3,13 @@
 //! The templates ship inside the binary (from `templates/`) so `lab` runs from anywhere;
 //! `--templates DIR` or `LAB_TEMPLATES` swaps in a directory with the same file names to
 //! experiment with other stanzas. Every rendered file is parsed by
-//! [`labnode::config::parse_str`] before any process starts, so a template mistake is
+//! [`labnode_config::parse_str`] before any process starts, so a template mistake is
 //! reported with a file and line instead of as a node that never comes up.
 
 use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
-use labnode::config::{Config, StorageConfig};
+use labnode_config::{Config, StorageConfig};
 use serde::Serialize;
 
 /// The node configuration template's file name, in `templates/` or the override directory.
@@ -59,7 +59,7 @@ pub enum RenderError {
         /// `cluster/node`.
         node: String,
         /// labnode's parser error, pointing at the line (boxed: it is large).
-        source: Box<labnode::config::ConfigError>,
+        source: Box<labnode_config::ConfigError>,
     },
     /// A user data value would break out of the shell script it is written into.
     #[error("user data for {node}: {message}")]
@@ -263,7 +263,7 @@ impl Renderer {
                 node: node.clone(),
                 message: e.to_string(),
             })?;
-        let config = labnode::config::parse_str(&text, &format!("{node}.hcl")).map_err(|source| {
+        let config = labnode_config::parse_str(&text, &format!("{node}.hcl")).map_err(|source| {
             RenderError::Config {
                 node: node.clone(),
                 source: Box::new(source),

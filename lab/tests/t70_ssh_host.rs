@@ -111,9 +111,9 @@ fn upload_and_exec_keep_bytes_and_arguments_intact() {
     // set_partition goes through upload and exec too.
     let raft = dir.path().join("raft");
     lab::host::set_partition(&host, &raft, true).unwrap();
-    assert!(raft.join(labnode::cluster::PARTITION_FILE).is_file());
+    assert!(raft.join(lab::host::PARTITION_FILE).is_file());
     lab::host::set_partition(&host, &raft, false).unwrap();
-    assert!(!raft.join(labnode::cluster::PARTITION_FILE).exists());
+    assert!(!raft.join(lab::host::PARTITION_FILE).exists());
 }
 
 #[test]

@@ -482,9 +482,7 @@ fn sweep_deletes_tagged_leftovers_without_state() {
             ("TagSpecification.1.Tag.1.Value".into(), lab.into()),
         ]
     };
-    let call = |client: &labnode::cluster::discover::QueryClient,
-                base: &[(&str, &str)],
-                extra: Vec<(String, String)>| {
+    let call = |client: &aws_query::QueryClient, base: &[(&str, &str)], extra: Vec<(String, String)>| {
         let mut params: Vec<(&str, &str)> = base.to_vec();
         params.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         aws.call(client, &params)

@@ -3,14 +3,13 @@
 //! Layers, outside in: [`cli`] (the vault-compatible command line), [`http`] (the
 //! `/v1` API), [`core`] (seal state, tokens, routing), [`backends`] (sys, kv, token),
 //! [`barrier`] (encryption of every entry), [`seal`] (Shamir), [`storage`] (the
-//! physical trait) and [`raft`] (Integrated Storage), with [`config`] feeding them
+//! physical trait) and [`raft`] (Integrated Storage), with the `labnode-config` crate feeding them
 //! and [`server`] wiring them into a running node.
 
 pub mod backends;
 pub mod barrier;
 pub mod cli;
 pub mod cluster;
-pub mod config;
 pub mod core;
 pub mod http;
 pub mod raft;

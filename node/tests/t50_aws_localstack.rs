@@ -9,9 +9,10 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use aws_query::QueryError;
 use labnode::cluster::{discover_aws, DiscoverError};
-use labnode::config::AwsKmsConfig;
 use labnode::seal::{AwsKms, KmsError};
+use labnode_config::AwsKmsConfig;
 
 mod common;
 
@@ -223,6 +224,9 @@ async fn ec2_auto_join_errors_are_clear() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, DiscoverError::Unreachable { .. }), "{err:?}");
+    assert!(
+        matches!(err, DiscoverError::Ec2(QueryError::Unreachable { .. })),
+        "{err:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }

@@ -158,11 +158,16 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
-/// Simulates a network partition of a node's cluster port, or heals it: labnode cuts its
-/// cluster traffic (both directions) while `labnode::cluster::PARTITION_FILE` exists in its
-/// raft directory; clients still reach its API.
+/// The file in a node's raft `path` whose presence makes labnode cut its cluster traffic
+/// (both directions) while clients still reach its API: an interface with labnode, which
+/// keeps its own copy of the name; see "Interfaces between lab and labnode" in
+/// docs/ARCHITECTURE.md.
+pub const PARTITION_FILE: &str = "fault-partition";
+
+/// Simulates a network partition of a node's cluster port, or heals it, by creating or
+/// removing [`PARTITION_FILE`] in its raft directory.
 pub fn set_partition(host: &dyn Host, raft_dir: &Path, partitioned: bool) -> Result<(), HostError> {
-    let file = raft_dir.join(labnode::cluster::PARTITION_FILE);
+    let file = raft_dir.join(PARTITION_FILE);
     if partitioned {
         host.upload(b"partitioned by lab\n", &file)
     } else {

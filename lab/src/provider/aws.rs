@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
+use aws_query::{QueryClient, QueryError};
 use aws_sdk_kms::config::Region;
 use aws_sdk_kms::error::DisplayErrorContext;
 use base64::Engine as _;
-use labnode::cluster::discover::QueryClient;
 use sha2::{Digest, Sha256};
 
-use super::cloud::{self, describe, real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
+use super::cloud::{self, real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
 use super::terraform::{self, TerraformLab};
 use super::{
     kms_and_tag_join, node_on_address, LocalProvider, PlannedCluster, PlannedNode, Provider, ProviderError,
@@ -323,9 +323,9 @@ impl AwsProvider {
             .map_err(|e| no_credentials(DisplayErrorContext(e).to_string()))?;
         let endpoint = self.options.endpoint.as_deref();
         let ec2 = QueryClient::ec2(endpoint, region, credentials.clone())
-            .map_err(|e| self.cloud_error("creating the EC2 client", describe(&e)))?;
+            .map_err(|e| self.cloud_error("creating the EC2 client", e))?;
         let iam = QueryClient::iam(endpoint, credentials)
-            .map_err(|e| self.cloud_error("creating the IAM client", describe(&e)))?;
+            .map_err(|e| self.cloud_error("creating the IAM client", e))?;
         Ok(Clients {
             ec2,
             iam,
@@ -946,7 +946,7 @@ impl AwsProvider {
                 Err(e) if is_profile_propagation(&e) && started.elapsed() < IAM_PROPAGATION => {
                     tokio::time::sleep(POLL).await;
                 }
-                Err(e) => return Err(self.cloud_error(format!("RunInstances for {node}"), describe(&e))),
+                Err(e) => return Err(self.cloud_error(format!("RunInstances for {node}"), e)),
             }
         }
     }
@@ -1163,7 +1163,7 @@ impl AwsProvider {
             }
             let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             if let Some(e) = real_error(clients.ec2.call(&borrowed).await) {
-                return Err(self.cloud_error("TerminateInstances", describe(&e)));
+                return Err(self.cloud_error("TerminateInstances", e));
             }
             self.await_terminated(&clients.ec2, &ids).await?;
             done.push(format!(
@@ -1181,14 +1181,12 @@ impl AwsProvider {
                     .await;
                 match real_error(result) {
                     None => break,
-                    Some(labnode::cluster::DiscoverError::Api { code, .. })
+                    Some(QueryError::Api { code, .. })
                         if code == "DependencyViolation" && started.elapsed() < SG_RELEASE_TIMEOUT =>
                     {
                         tokio::time::sleep(POLL).await;
                     }
-                    Some(e) => {
-                        return Err(self.cloud_error(format!("DeleteSecurityGroup {group}"), describe(&e)))
-                    }
+                    Some(e) => return Err(self.cloud_error(format!("DeleteSecurityGroup {group}"), e)),
                 }
             }
             done.push(format!("deleted security group {group}"));
@@ -1200,7 +1198,7 @@ impl AwsProvider {
                     .call(&[("Action", "DeleteKeyPair"), ("KeyName", key)])
                     .await,
             ) {
-                return Err(self.cloud_error(format!("DeleteKeyPair {key}"), describe(&e)));
+                return Err(self.cloud_error(format!("DeleteKeyPair {key}"), e));
             }
             done.push(format!("deleted key pair {key}"));
         }
@@ -1234,7 +1232,7 @@ impl AwsProvider {
             calls.push(vec![("Action", "DeleteRole"), ("RoleName", role)]);
             for params in calls {
                 if let Some(e) = real_error(clients.iam.call(&params).await) {
-                    return Err(self.cloud_error(format!("{} {role}", params[0].1), describe(&e)));
+                    return Err(self.cloud_error(format!("{} {role}", params[0].1), e));
                 }
             }
             done.push(format!("deleted IAM role and instance profile {role}"));
@@ -1263,7 +1261,7 @@ impl AwsProvider {
                 Ok(xml) => described_instances(&xml),
                 Err(e) => match real_error(Err(e)) {
                     None => return Ok(()),
-                    Some(e) => return Err(self.cloud_error("DescribeInstances", describe(&e))),
+                    Some(e) => return Err(self.cloud_error("DescribeInstances", e)),
                 },
             };
             if described.values().all(|(state, _)| state == "terminated") {
@@ -1860,8 +1858,8 @@ fn iam_names_under(xml: &str, name_field: &str, path: &str) -> Vec<String> {
 }
 
 /// RunInstances' refusal while a just-created instance profile is not yet visible to EC2.
-fn is_profile_propagation(error: &labnode::cluster::DiscoverError) -> bool {
-    matches!(error, labnode::cluster::DiscoverError::Api { code, message, .. }
+fn is_profile_propagation(error: &QueryError) -> bool {
+    matches!(error, QueryError::Api { code, message, .. }
         if code == "InvalidParameterValue" && message.contains("iamInstanceProfile"))
 }
 

@@ -1,9 +1,8 @@
 //! What the two AWS-backed providers (localstack, aws) share: reading Query-API XML,
 //! telling "already gone" from real failures, and retiring a KMS key.
 
+use aws_query::{QueryClient, QueryError};
 use aws_sdk_kms::error::DisplayErrorContext;
-use labnode::cluster::discover::QueryClient;
-use labnode::cluster::DiscoverError;
 
 /// The shortest waiting period KMS allows before a key is deleted.
 pub const KEY_DELETION_DAYS: i32 = 7;
@@ -23,7 +22,7 @@ pub async fn query(client: &QueryClient, params: &[(&str, &str)]) -> Result<Stri
     client
         .call(params)
         .await
-        .map_err(|e| (action.to_owned(), describe(&e)))
+        .map_err(|e| (action.to_owned(), e.to_string()))
 }
 
 /// The text of the first element named `name`.
@@ -47,27 +46,8 @@ pub fn xml_texts(xml: &str, name: &str) -> Vec<String> {
 
 /// The error of a delete call, unless it only says the resource is already gone (EC2's
 /// `*.NotFound`, IAM's `NoSuchEntity`).
-pub fn real_error(result: Result<String, DiscoverError>) -> Option<DiscoverError> {
-    match result {
-        Ok(_) => None,
-        Err(DiscoverError::Api { code, .. }) if code.ends_with(".NotFound") || code == "NoSuchEntity" => None,
-        Err(e) => Some(e),
-    }
-}
-
-/// An EC2/IAM failure in words for an operator: the API's code and message, or why the
-/// endpoint did not answer (labnode's own messages speak of auto_join).
-pub fn describe(error: &DiscoverError) -> String {
-    match error {
-        DiscoverError::Api {
-            status,
-            code,
-            message,
-            ..
-        } => format!("HTTP {status} {code}: {message}"),
-        DiscoverError::Unreachable { endpoint, reason } => format!("{endpoint} unreachable: {reason}"),
-        other => other.to_string(),
-    }
+pub fn real_error(result: Result<String, QueryError>) -> Option<QueryError> {
+    result.err().filter(|e| !e.is_not_found())
 }
 
 /// Deletes `alias` and schedules its key for deletion after the minimum waiting period;
@@ -109,7 +89,8 @@ mod tests {
     #[test]
     fn only_not_found_counts_as_already_deleted() {
         let api = |code: &str| {
-            Err(DiscoverError::Api {
+            Err(QueryError::Api {
+                service: aws_query::Service::Ec2,
                 endpoint: "e".into(),
                 status: 400,
                 code: code.into(),

@@ -21,15 +21,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
+use aws_query::ec2::{DescribeInstances, Filter, Instance};
+use aws_query::QueryClient;
 use aws_sdk_kms::config::retry::RetryConfig;
 use aws_sdk_kms::config::timeout::TimeoutConfig;
 use aws_sdk_kms::config::{BehaviorVersion, Region};
 use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::types::KeyState;
-use labnode::cluster::discover::QueryClient;
 use sha2::{Digest, Sha256};
 
-use super::cloud::{self, real_error, retire_kms_key, xml_text, xml_texts, KEY_DELETION_DAYS};
+use super::cloud::{self, real_error, retire_kms_key, xml_text, KEY_DELETION_DAYS};
 use super::{kms_and_tag_join, node_on_address, LocalProvider, PlannedCluster, Provider, ProviderError};
 use crate::host::Host;
 use crate::render::{AwsKmsContext, Renderer, StaticCredentials};
@@ -125,6 +126,21 @@ impl LocalStackProvider {
         cloud::query(ec2, params)
             .await
             .map_err(|(action, message)| self.cloud_error(action, message))
+    }
+
+    /// The instances matching every filter.
+    async fn describe_instances(
+        &self,
+        ec2: &QueryClient,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Instance>, ProviderError> {
+        let request = DescribeInstances {
+            filters,
+            instance_ids: Vec::new(),
+        };
+        ec2.send(&request)
+            .await
+            .map_err(|e| self.cloud_error("DescribeInstances", e))
     }
 
     async fn provision_all(&self, home: &LabHome, state: &mut State) -> Result<(), ProviderError> {
@@ -315,26 +331,20 @@ impl LocalStackProvider {
         owner: &str,
         node: &str,
     ) -> Result<String, ProviderError> {
-        let home_filter = format!("tag:{HOME_TAG}");
-        let node_filter = format!("tag:{NODE_TAG}");
         let found = self
-            .ec2(
+            .describe_instances(
                 ec2,
-                &[
-                    ("Action", "DescribeInstances"),
-                    ("Filter.1.Name", &home_filter),
-                    ("Filter.1.Value.1", owner),
-                    ("Filter.2.Name", &node_filter),
-                    ("Filter.2.Value.1", node),
-                    ("Filter.3.Name", "instance-state-name"),
-                    ("Filter.3.Value.1", "pending"),
-                    ("Filter.3.Value.2", "running"),
-                    ("Filter.3.Value.3", "stopping"),
-                    ("Filter.3.Value.4", "stopped"),
+                vec![
+                    Filter::new(format!("tag:{HOME_TAG}"), [owner]),
+                    Filter::new(format!("tag:{NODE_TAG}"), [node]),
+                    Filter::new(
+                        "instance-state-name",
+                        ["pending", "running", "stopping", "stopped"],
+                    ),
                 ],
             )
             .await?;
-        if let Ok(instance) = xml_text(&found, "instanceId") {
+        if let Some(instance) = found.into_iter().next().map(|i| i.instance_id) {
             self.ec2(ec2, &[("Action", "StartInstances"), ("InstanceId.1", &instance)])
                 .await?;
             return Ok(instance);
@@ -371,19 +381,14 @@ impl LocalStackProvider {
         let mut done = Vec::new();
 
         // Recorded instances, plus any tagged for this home that a crash left unrecorded.
-        let home_filter = format!("tag:{HOME_TAG}");
         let tagged = self
-            .ec2(
+            .describe_instances(
                 &ec2,
-                &[
-                    ("Action", "DescribeInstances"),
-                    ("Filter.1.Name", &home_filter),
-                    ("Filter.1.Value.1", &owner),
-                ],
+                vec![Filter::new(format!("tag:{HOME_TAG}"), [owner.as_str()])],
             )
             .await?;
         let mut instances: Vec<String> = aws.instances.iter().map(|i| i.instance_id.clone()).collect();
-        for id in xml_texts(&tagged, "instanceId") {
+        for id in tagged.into_iter().map(|i| i.instance_id) {
             if !instances.contains(&id) {
                 instances.push(id);
             }

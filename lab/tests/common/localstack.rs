@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use labnode::cluster::discover::QueryClient;
+use aws_query::ec2::{DescribeInstances, Filter, Instance};
+use aws_query::iam::{ListInstanceProfiles, ListRoles, Member};
+use aws_query::{QueryClient, Request};
 
 /// The LocalStack endpoint, or `None` (after a SKIP notice) when it is down and not required.
 pub fn localstack(test: &str) -> Option<String> {
@@ -64,20 +66,17 @@ impl Aws {
 
     /// The state name of an instance.
     pub fn instance_state(&self, id: &str) -> String {
-        let xml = self
-            .runtime
-            .block_on(
-                self.ec2
-                    .call(&[("Action", "DescribeInstances"), ("InstanceId.1", id)]),
-            )
-            .unwrap();
-        let doc = roxmltree::Document::parse(&xml).unwrap();
-        doc.descendants()
-            .find(|n| n.tag_name().name() == "instanceState")
-            .and_then(|s| s.children().find(|c| c.tag_name().name() == "name"))
-            .and_then(|n| n.text())
-            .unwrap_or_else(|| panic!("no instance state in {xml}"))
-            .to_owned()
+        let instances = self.send(
+            &self.ec2,
+            &DescribeInstances {
+                instance_ids: vec![id.to_owned()],
+                ..DescribeInstances::default()
+            },
+        );
+        instances
+            .into_iter()
+            .find_map(|i| i.state)
+            .unwrap_or_else(|| panic!("no instance state for {id}"))
     }
 
     /// EC2's error code for describing a VPC, `None` when it exists.
@@ -113,6 +112,13 @@ impl Aws {
             .unwrap_or_else(|e| panic!("{params:?}: {e}"))
     }
 
+    /// One typed EC2 or IAM request that must succeed; what its answer holds.
+    pub fn send<R: Request>(&self, client: &QueryClient, request: &R) -> R::Output {
+        self.runtime
+            .block_on(client.send(request))
+            .unwrap_or_else(|e| panic!("{}: {e}", R::ACTION))
+    }
+
     /// One EC2 or IAM call's error text, `None` when it succeeds.
     pub fn error(&self, client: &QueryClient, params: &[(&str, &str)]) -> Option<String> {
         self.runtime
@@ -130,41 +136,30 @@ impl Aws {
             .collect()
     }
 
-    /// `field` of the IAM list members whose `Path` is exactly `path` (LocalStack ignores
+    /// The names of the IAM list members whose `Path` is exactly `path` (LocalStack ignores
     /// `PathPrefix` for some lists).
-    pub fn members_at(xml: &str, field: &str, path: &str) -> Vec<String> {
-        let doc = roxmltree::Document::parse(xml).unwrap();
-        doc.descendants()
-            .filter(|n| n.tag_name().name() == "member")
-            .filter(|m| {
-                m.children()
-                    .any(|c| c.tag_name().name() == "Path" && c.text() == Some(path))
-            })
-            .filter_map(|m| {
-                m.children()
-                    .find(|c| c.tag_name().name() == field)?
-                    .text()
-                    .map(str::to_owned)
-            })
+    pub fn members_at(members: Vec<Member>, path: &str) -> Vec<String> {
+        members
+            .into_iter()
+            .filter(|m| m.path == path)
+            .map(|m| m.name)
             .collect()
     }
 
     /// Instances tagged `lab=NAME` that are not terminated.
     pub fn live_instances(&self, lab: &str) -> Vec<String> {
-        let xml = self.call(
-            &self.ec2,
-            &[
-                ("Action", "DescribeInstances"),
-                ("Filter.1.Name", "tag:lab"),
-                ("Filter.1.Value.1", lab),
-                ("Filter.2.Name", "instance-state-name"),
-                ("Filter.2.Value.1", "pending"),
-                ("Filter.2.Value.2", "running"),
-                ("Filter.2.Value.3", "stopping"),
-                ("Filter.2.Value.4", "stopped"),
+        let request = DescribeInstances {
+            filters: vec![
+                Filter::new("tag:lab", [lab]),
+                Filter::new(
+                    "instance-state-name",
+                    ["pending", "running", "stopping", "stopped"],
+                ),
             ],
-        );
-        Aws::texts(&xml, "instanceId")
+            instance_ids: Vec::new(),
+        };
+        let instances: Vec<Instance> = self.send(&self.ec2, &request);
+        instances.into_iter().map(|i| i.instance_id).collect()
     }
 
     /// Everything else `lab=NAME` owns: security groups, key pairs, IAM roles, KMS aliases.
@@ -187,16 +182,16 @@ impl Aws {
             found.extend(labelled(kind, Aws::texts(&xml, field)));
         }
         let path = format!("/lab/{lab}/");
-        let roles = self.call(&self.iam, &[("Action", "ListRoles"), ("PathPrefix", &path)]);
-        found.extend(labelled("role", Aws::members_at(&roles, "RoleName", &path)));
-        let profiles = self.call(
+        let path_prefix = Some(path.clone());
+        let roles = self.send(
             &self.iam,
-            &[("Action", "ListInstanceProfiles"), ("PathPrefix", &path)],
+            &ListRoles {
+                path_prefix: path_prefix.clone(),
+            },
         );
-        found.extend(labelled(
-            "instance profile",
-            Aws::members_at(&profiles, "InstanceProfileName", &path),
-        ));
+        found.extend(labelled("role", Aws::members_at(roles, &path)));
+        let profiles = self.send(&self.iam, &ListInstanceProfiles { path_prefix });
+        found.extend(labelled("instance profile", Aws::members_at(profiles, &path)));
         let aliases = self.runtime.block_on(self.kms.list_aliases().send()).unwrap();
         let prefix = format!("alias/lab-{lab}-");
         found.extend(

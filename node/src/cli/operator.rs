@@ -451,7 +451,7 @@ fn validate_config(args: &[String]) -> CmdResult {
         return Err(CliError::Usage("Not enough arguments (expected 1, got 0)".into()));
     }
     let paths: Vec<std::path::PathBuf> = p.args.iter().map(std::path::PathBuf::from).collect();
-    crate::config::load(&paths).map_err(|e| CliError::Local(e.to_string()))?;
+    labnode_config::load(&paths).map_err(|e| CliError::Local(e.to_string()))?;
     format::out("Success! Configuration is valid.");
     Ok(0)
 }

@@ -4,32 +4,19 @@
 //! Each round makes exactly one EC2 `DescribeInstances` call, filtered on
 //! `tag:<tag_key>=<tag_value>` and `instance-state-name=running`, as go-discover does.
 //!
-//! Dependencies: the call is a SigV4-signed Query-API POST sent with `reqwest`, signed by
-//! `aws-sigv4`, parsed with `roxmltree`; credentials and the region fall back to
-//! `aws-config`'s standard chains (already built for the awskms seal). `aws-sdk-ec2` would
-//! do the same single call but costs ~5.5 min of one core per cold debug build (~11 min
-//! release) — about half the project's cold build — for one request and four XML paths,
-//! so cheaper CI wins here.
+//! The call goes through the `aws-query` crate's signed Query client; credentials and the
+//! region fall back to `aws-config`'s standard chains (already built for the awskms seal).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::Region;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
-
-/// EC2 Query-API version whose response shape the parser below reads.
-const EC2_API_VERSION: &str = "2016-11-15";
-const IAM_API_VERSION: &str = "2010-05-08";
-/// Discovery runs in a 2-second retry loop: a dead endpoint must not stall it.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+use aws_query::ec2::{DescribeInstances, Filter, Instance};
+use aws_query::{ErrorChain, QueryClient, QueryError};
 
 /// Why a discovery round produced no candidate list.
 #[derive(Debug, thiserror::Error)]
@@ -42,25 +29,14 @@ pub enum DiscoverError {
     #[error("auto_join: no region (add region=... or set AWS_REGION)")]
     NoRegion,
     /// Neither static keys nor the default AWS credential chain produced credentials.
-    #[error("auto_join: no AWS credentials: {0}")]
-    Credentials(String),
-    /// The request could not be signed (bad endpoint URL, ...).
-    #[error("auto_join: cannot sign EC2 request for {endpoint}: {reason}")]
-    Signing { endpoint: String, reason: String },
-    /// The EC2 endpoint did not answer.
-    #[error("auto_join: EC2 endpoint {endpoint} unreachable: {reason}")]
-    Unreachable { endpoint: String, reason: String },
-    /// EC2 answered with an error (auth failure, throttling, bad filter, ...).
-    #[error("auto_join: EC2 {endpoint} returned HTTP {status} {code}: {message}")]
-    Api {
-        endpoint: String,
-        status: u16,
-        code: String,
-        message: String,
+    #[error("auto_join: no AWS credentials: {}", ErrorChain(source))]
+    Credentials {
+        /// What the credential chain said.
+        source: CredentialsError,
     },
-    /// EC2 answered 2xx but not with XML this module understands.
-    #[error("auto_join: unreadable EC2 response from {endpoint}: {reason}")]
-    BadResponse { endpoint: String, reason: String },
+    /// The `DescribeInstances` call failed (unreachable, refused, unreadable answer, ...).
+    #[error("auto_join: {0}")]
+    Ec2(#[from] QueryError),
 }
 
 /// Runs one discovery round for `auto_join` and returns `scheme://IP:port` candidates
@@ -97,23 +73,19 @@ async fn discover_round(auto_join: &str, scheme: &str, port: u16) -> Result<Vec<
             .await
             .provide_credentials()
             .await
-            .map_err(|e| DiscoverError::Credentials(error_chain(&e)))?,
+            .map_err(|source| DiscoverError::Credentials { source })?,
     };
     let ec2 = QueryClient::ec2(args.endpoint.as_deref(), &region, credentials)?;
-    let xml = ec2
-        .call(&[
-            ("Action", "DescribeInstances"),
-            ("Filter.1.Name", &format!("tag:{}", args.tag_key)),
-            ("Filter.1.Value.1", &args.tag_value),
-            ("Filter.2.Name", "instance-state-name"),
-            ("Filter.2.Value.1", "running"),
-        ])
+    let instances = ec2
+        .send(&DescribeInstances {
+            filters: vec![
+                Filter::new(format!("tag:{}", args.tag_key), [args.tag_value.as_str()]),
+                Filter::new("instance-state-name", ["running"]),
+            ],
+            instance_ids: Vec::new(),
+        })
         .await?;
-    let addresses =
-        instance_addresses(&xml, args.addr_type).map_err(|reason| DiscoverError::BadResponse {
-            endpoint: ec2.endpoint.clone(),
-            reason,
-        })?;
+    let addresses = instance_addresses(&instances, args.addr_type);
     let candidates = candidate_urls(&addresses, scheme, port);
     tracing::debug!(
         %region,
@@ -149,7 +121,7 @@ struct AwsArgs {
 
 impl AwsArgs {
     fn parse(auto_join: &str) -> Result<AwsArgs, DiscoverError> {
-        let pairs = crate::config::parse_auto_join(auto_join)
+        let pairs = labnode_config::parse_auto_join(auto_join)
             .map_err(|e| DiscoverError::InvalidAutoJoin(e.replace(auto_join, &redact(auto_join))))?;
         let get = |key: &str| {
             pairs
@@ -233,227 +205,22 @@ fn redact(auto_join: &str) -> String {
         .join(" ")
 }
 
-/// A minimal signed AWS Query-API client (EC2, IAM): one form-encoded POST per call.
-///
-/// Public (but hidden) so lab and the LocalStack tests create VPCs, instances and roles
-/// with the same signing path discovery uses, without the SDK crates that double the build.
-#[doc(hidden)]
-#[derive(Debug, Clone)]
-pub struct QueryClient {
-    http: reqwest::Client,
-    endpoint: String,
-    region: String,
-    service: &'static str,
-    api_version: &'static str,
-    identity: Identity,
-}
-
-impl QueryClient {
-    /// An EC2 client; `endpoint` overrides `https://ec2.<region>.amazonaws.com/`.
-    pub fn ec2(
-        endpoint: Option<&str>,
-        region: &str,
-        credentials: Credentials,
-    ) -> Result<Self, DiscoverError> {
-        let default = format!("https://ec2.{region}.amazonaws.com/");
-        Self::build(endpoint, default, region, "ec2", EC2_API_VERSION, credentials)
-    }
-
-    /// An IAM client (a global service, signed for us-east-1); `endpoint` overrides
-    /// `https://iam.amazonaws.com/`.
-    pub fn iam(endpoint: Option<&str>, credentials: Credentials) -> Result<Self, DiscoverError> {
-        let default = "https://iam.amazonaws.com/".to_owned();
-        Self::build(
-            endpoint,
-            default,
-            "us-east-1",
-            "iam",
-            IAM_API_VERSION,
-            credentials,
-        )
-    }
-
-    fn build(
-        endpoint: Option<&str>,
-        default: String,
-        region: &str,
-        service: &'static str,
-        api_version: &'static str,
-        credentials: Credentials,
-    ) -> Result<Self, DiscoverError> {
-        let endpoint = match endpoint {
-            Some(url) if url.ends_with('/') => url.to_owned(),
-            Some(url) => format!("{url}/"),
-            None => default,
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| DiscoverError::Unreachable {
-                endpoint: endpoint.clone(),
-                reason: format!("cannot build HTTP client: {e}"),
-            })?;
-        Ok(QueryClient {
-            http,
-            endpoint,
-            region: region.to_owned(),
-            service,
-            api_version,
-            identity: credentials.into(),
-        })
-    }
-
-    /// Sends `params` (which must include `Action`) and returns the 2xx response body;
-    /// non-2xx answers become [`DiscoverError::Api`] with EC2's error code and message.
-    pub async fn call(&self, params: &[(&str, &str)]) -> Result<String, DiscoverError> {
-        let mut form: Vec<(&str, &str)> = params.to_vec();
-        form.push(("Version", self.api_version));
-        let body = serde_urlencoded::to_string(&form).map_err(|e| self.signing_error(e))?;
-        let mut request = self
-            .http
-            .post(&self.endpoint)
-            .header("content-type", CONTENT_TYPE);
-        for (name, value) in self.signature_headers(&body, SystemTime::now())? {
-            request = request.header(name, value);
-        }
-        let request = request.body(body);
-        let unreachable = |e: reqwest::Error| DiscoverError::Unreachable {
-            endpoint: self.endpoint.clone(),
-            reason: error_chain(&e),
-        };
-        let response = request.send().await.map_err(unreachable)?;
-        let status = response.status();
-        let text = response.text().await.map_err(unreachable)?;
-        if status.is_success() {
-            return Ok(text);
-        }
-        let (code, message) = api_error(&text);
-        Err(DiscoverError::Api {
-            endpoint: self.endpoint.clone(),
-            status: status.as_u16(),
-            code,
-            message,
-        })
-    }
-
-    /// The SigV4 headers (`authorization`, `x-amz-date`, `x-amz-security-token`) for a
-    /// form-encoded POST of `body` to the endpoint.
-    fn signature_headers(
-        &self,
-        body: &str,
-        time: SystemTime,
-    ) -> Result<Vec<(String, String)>, DiscoverError> {
-        let signing_params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.region)
-            .name(self.service)
-            .time(time)
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| self.signing_error(e))?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            self.endpoint.as_str(),
-            [("content-type", CONTENT_TYPE)].into_iter(),
-            SignableBody::Bytes(body.as_bytes()),
-        )
-        .map_err(|e| self.signing_error(e))?;
-        let (instructions, _signature) = sign(signable, &signing_params)
-            .map_err(|e| self.signing_error(e))?
-            .into_parts();
-        Ok(instructions
-            .headers()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect())
-    }
-
-    fn signing_error(&self, e: impl std::fmt::Display) -> DiscoverError {
-        DiscoverError::Signing {
-            endpoint: self.endpoint.clone(),
-            reason: e.to_string(),
-        }
-    }
-}
-
-/// `reqwest`'s top-level message hides the cause ("error sending request"); keep the chain.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// EC2's `<Response><Errors><Error><Code/><Message/>` body, or the raw text if it is not that.
-fn api_error(body: &str) -> (String, String) {
-    let parsed = roxmltree::Document::parse(body).ok().and_then(|doc| {
-        let error = doc.descendants().find(|n| n.has_tag_name("Error"))?;
-        let text = |name: &str| {
-            error
-                .children()
-                .find(|n| n.has_tag_name(name))
-                .and_then(|n| n.text())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Some((text("Code"), text("Message")))
+/// The addresses of `addr_type` of every instance, in EC2's order; an address that does
+/// not parse is logged and skipped.
+fn instance_addresses(instances: &[Instance], addr_type: AddrType) -> Vec<IpAddr> {
+    let texts = instances.iter().flat_map(|instance| match addr_type {
+        AddrType::PrivateV4 => instance.private_ip_address.iter().cloned().collect::<Vec<_>>(),
+        AddrType::PublicV4 => instance.public_ip_address.iter().cloned().collect(),
+        AddrType::PublicV6 => instance.ipv6_addresses.clone(),
     });
-    parsed.unwrap_or_else(|| ("UnknownError".to_owned(), body.chars().take(300).collect()))
-}
-
-/// The addresses of every instance in a DescribeInstances response, in document order:
-/// `reservationSet/item/instancesSet/item/{privateIpAddress | ipAddress |
-/// networkInterfaceSet/item/ipv6AddressesSet/item/ipv6Address}`.
-fn instance_addresses(xml: &str, addr_type: AddrType) -> Result<Vec<IpAddr>, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| e.to_string())?;
-    let root = doc.root_element();
-    if !root.has_tag_name("DescribeInstancesResponse") {
-        return Err(format!(
-            "expected DescribeInstancesResponse, got <{}>",
-            root.tag_name().name()
-        ));
-    }
     let mut addresses = Vec::new();
-    let instances = children(root, "reservationSet")
-        .flat_map(|set| children(set, "item"))
-        .flat_map(|reservation| children(reservation, "instancesSet"))
-        .flat_map(|set| children(set, "item"));
-    for instance in instances {
-        let texts: Vec<&str> = match addr_type {
-            AddrType::PrivateV4 => children(instance, "privateIpAddress")
-                .filter_map(|n| n.text())
-                .collect(),
-            AddrType::PublicV4 => children(instance, "ipAddress").filter_map(|n| n.text()).collect(),
-            AddrType::PublicV6 => children(instance, "networkInterfaceSet")
-                .flat_map(|set| children(set, "item"))
-                .flat_map(|eni| children(eni, "ipv6AddressesSet"))
-                .flat_map(|set| children(set, "item"))
-                .flat_map(|item| children(item, "ipv6Address"))
-                .filter_map(|n| n.text())
-                .collect(),
-        };
-        for text in texts {
-            match text.trim().parse::<IpAddr>() {
-                Ok(ip) => addresses.push(ip),
-                Err(_) => tracing::warn!(address = %text, "auto_join: skipping unparsable instance address"),
-            }
+    for text in texts {
+        match text.trim().parse::<IpAddr>() {
+            Ok(ip) => addresses.push(ip),
+            Err(_) => tracing::warn!(address = %text, "auto_join: skipping unparsable instance address"),
         }
     }
-    Ok(addresses)
-}
-
-/// Element children of `node` with local name `name` (EC2 XML carries a default namespace).
-fn children<'a, 'input: 'a>(
-    node: roxmltree::Node<'a, 'input>,
-    name: &'static str,
-) -> impl Iterator<Item = roxmltree::Node<'a, 'input>> {
-    node.children()
-        .filter(move |n| n.is_element() && n.tag_name().name() == name)
+    addresses
 }
 
 /// `scheme://ip:port` per address, IPv6 bracketed, first occurrence wins.
@@ -525,9 +292,14 @@ mod tests {
   </reservationSet>
 </DescribeInstancesResponse>"#;
 
+    /// The instances of `xml` as the EC2 client reads them.
+    fn instances(xml: &str) -> Vec<Instance> {
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        <DescribeInstances as aws_query::Request>::read(doc.root_element())
+    }
+
     fn addresses(addr_type: AddrType) -> Vec<String> {
-        instance_addresses(RESPONSE, addr_type)
-            .unwrap()
+        instance_addresses(&instances(RESPONSE), addr_type)
             .iter()
             .map(|ip| ip.to_string())
             .collect()
@@ -558,13 +330,22 @@ mod tests {
     fn empty_reservation_set_means_no_candidates() {
         let xml = r#"<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
             <requestId>x</requestId><reservationSet/></DescribeInstancesResponse>"#;
-        assert!(instance_addresses(xml, AddrType::PrivateV4).unwrap().is_empty());
+        assert!(instance_addresses(&instances(xml), AddrType::PrivateV4).is_empty());
     }
 
     #[test]
-    fn non_describe_instances_xml_is_rejected() {
-        assert!(instance_addresses("<Response/>", AddrType::PrivateV4).is_err());
-        assert!(instance_addresses("not xml", AddrType::PrivateV4).is_err());
+    fn unparsable_addresses_are_skipped() {
+        let instance = Instance {
+            instance_id: "i-1".into(),
+            private_ip_address: Some("not-an-ip".into()),
+            ipv6_addresses: vec!["2600:1f18::11".into(), "::zz".into()],
+            ..Instance::default()
+        };
+        assert!(instance_addresses(std::slice::from_ref(&instance), AddrType::PrivateV4).is_empty());
+        assert_eq!(
+            instance_addresses(&[instance], AddrType::PublicV6),
+            ["2600:1f18::11".parse::<IpAddr>().unwrap()]
+        );
     }
 
     #[test]
@@ -584,17 +365,19 @@ mod tests {
     }
 
     #[test]
-    fn api_errors_keep_code_and_message() {
-        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
-<Response><Errors><Error><Code>AuthFailure</Code><Message>AWS was not able to validate the provided access credentials</Message></Error></Errors><RequestID>1</RequestID></Response>"#;
+    fn query_failures_read_as_auto_join_errors() {
+        let api = DiscoverError::from(QueryError::Api {
+            service: aws_query::Service::Ec2,
+            endpoint: "http://127.0.0.1:4566/".into(),
+            status: 401,
+            code: "AuthFailure".into(),
+            message: "AWS was not able to validate the provided access credentials".into(),
+        });
         assert_eq!(
-            api_error(body),
-            (
-                "AuthFailure".to_owned(),
-                "AWS was not able to validate the provided access credentials".to_owned()
-            )
+            api.to_string(),
+            "auto_join: EC2 http://127.0.0.1:4566/ returned HTTP 401 AuthFailure: \
+             AWS was not able to validate the provided access credentials"
         );
-        assert_eq!(api_error("oops").0, "UnknownError");
     }
 
     #[test]
@@ -650,40 +433,5 @@ mod tests {
         assert!(message.contains("duplicate key \"region\""), "{message}");
         assert!(!message.contains("SUPERSECRET"), "{message}");
         assert!(message.contains("secret_access_key=<redacted>"), "{message}");
-    }
-
-    #[test]
-    fn signature_headers_follow_sigv4() {
-        let client = QueryClient::ec2(
-            Some("http://127.0.0.1:4566"),
-            "us-east-1",
-            Credentials::new("AK", "SK", Some("ST".into()), None, "test"),
-        )
-        .unwrap();
-        assert_eq!(client.endpoint, "http://127.0.0.1:4566/");
-        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let headers = client
-            .signature_headers("Action=DescribeInstances", time)
-            .unwrap();
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or_else(|| panic!("no {name} in {headers:?}"))
-        };
-        assert!(header("authorization").starts_with(
-            "AWS4-HMAC-SHA256 Credential=AK/20231114/us-east-1/ec2/aws4_request, SignedHeaders="
-        ));
-        assert!(header("authorization").contains("content-type"));
-        assert_eq!(header("x-amz-date"), "20231114T221320Z");
-        assert_eq!(header("x-amz-security-token"), "ST");
-        let default = QueryClient::ec2(
-            None,
-            "eu-west-1",
-            Credentials::new("AK", "SK", None, None, "test"),
-        )
-        .unwrap();
-        assert_eq!(default.endpoint, "https://ec2.eu-west-1.amazonaws.com/");
     }
 }

@@ -5,7 +5,7 @@
 //! barrier, so a node can only speak on the cluster port once it is unsealed
 //! (or, when joining, once the leader accepted its challenge answer).
 
-pub mod discover;
+mod discover;
 mod serve;
 mod tls;
 
@@ -36,9 +36,10 @@ pub struct ClusterTransport {
     partitioned: std::sync::atomic::AtomicBool,
 }
 
-/// The file in a node's raft directory that partitions its cluster port while it exists;
-/// `lab fault partition|heal` create and remove it. The API port stays reachable, as when
-/// a node loses its peers but not its clients.
+/// The file in a node's raft `path` that partitions its cluster port while it exists; the API
+/// port stays reachable, as when a node loses its peers but not its clients. An interface
+/// with `lab` (which keeps its own copy of the name): see "Interfaces between lab and
+/// labnode" in docs/ARCHITECTURE.md.
 pub const PARTITION_FILE: &str = "fault-partition";
 
 impl std::fmt::Debug for ClusterTransport {

@@ -40,7 +40,7 @@ use aws_sdk_kms::types::KeyState;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use crate::config::AwsKmsConfig;
+use labnode_config::AwsKmsConfig;
 
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;

@@ -11,11 +11,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::ClusterTransport;
 
-use crate::config::{self, Config, ListenerConfig, SealConfig, StorageConfig};
 use crate::core::ha::JoinTarget;
 use crate::core::{Core, InitRequest, NodeInfo, Operation, Request, Seals};
 use crate::raft::{RaftOptions, RaftStore};
 use crate::storage::InmemStorage;
+use labnode_config::{self as config, Config, ListenerConfig, SealConfig, StorageConfig};
 
 /// What `labnode server` was asked to run.
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
+use aws_query::QueryClient;
 use aws_sdk_kms::config::{BehaviorVersion, Region};
-use labnode::cluster::discover::QueryClient;
 
 pub const REGION: &str = "us-east-1";
 

@@ -11,7 +11,7 @@ use hcl_edit::Span;
 
 use super::values::{self, suggest};
 use super::{ConfigError, Location};
-use crate::config::model::{AwsKmsConfig, ListenerConfig, RaftConfig, RetryJoin, SealConfig};
+use crate::model::{AwsKmsConfig, ListenerConfig, RaftConfig, RetryJoin, SealConfig};
 
 /// Top-level keys, for suggestions.
 const TOP_KEYS: &[&str] = &[

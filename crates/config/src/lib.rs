@@ -1,8 +1,14 @@
-//! HCL configuration: parsing, validation and environment overrides.
+//! labnode's HCL configuration: the typed model ([`Config`]), the parser over hcl-edit that
+//! keeps spans, validation, the merge of several files, the `VAULT_*` environment overrides,
+//! [`parse_str`] for rendered text and [`parse_auto_join`] for go-discover strings.
 //!
 //! [`load`] reads `-config` paths (files, or directories of `*.hcl`), merges them, applies
-//! the `VAULT_*` environment overrides and validates everything into a typed [`Config`].
-//! Every error names the file and line it comes from.
+//! the overrides and validates everything into a [`Config`]. Every error names the file and
+//! line it comes from (`FILE:LINE:`).
+//!
+//! Used by the server (`labnode`) and by `lab` (rendering checks). It is pure parsing and
+//! must never import the server, tokio, an HTTP stack or the AWS crates, so that `lab` and
+//! the config tests build without them.
 
 mod model;
 mod parse;
@@ -12,7 +18,7 @@ mod values;
 mod tests;
 
 pub use model::*;
-pub(crate) use values::parse_auto_join;
+pub use values::parse_auto_join;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

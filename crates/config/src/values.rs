@@ -164,7 +164,7 @@ fn check_host(host: &str) -> Result<(), ()> {
 
 /// Parses a go-discover `auto_join` string into its key/value pairs and checks what
 /// labnode's discovery needs: `provider=aws`, no duplicate keys.
-pub(crate) fn parse_auto_join(text: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_auto_join(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
