@@ -41,8 +41,7 @@ pub async fn handle(
                 .get(&format!("{base}{rest}"))
                 .await?
                 .ok_or(CoreError::NotFound)?;
-            let data: Value =
-                serde_json::from_slice(&bytes)?;
+            let data: Value = serde_json::from_slice(&bytes)?;
             Ok(Response::data(data))
         }
         Operation::Create | Operation::Update => {

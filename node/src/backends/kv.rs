@@ -82,8 +82,7 @@ async fn v1(
     match req.operation {
         Operation::Read => {
             let bytes = core.barrier().get(&key).await?.ok_or(CoreError::NotFound)?;
-            let data: Value =
-                serde_json::from_slice(&bytes)?;
+            let data: Value = serde_json::from_slice(&bytes)?;
             let ttl = if mount.config.default_lease_ttl > 0 {
                 mount.config.default_lease_ttl
             } else {

@@ -50,17 +50,19 @@ impl Autopilot {
     /// One round on the leader: returns the learners to promote now, i.e. those caught up
     /// for at least [`STABILIZATION`] whose non-voter intent is not recorded. A follower
     /// that falls behind starts its stabilization over.
-    pub fn round(&mut self, view: &ReplicationView, stays_non_voter: &BTreeSet<String>, now: Instant) -> Vec<String> {
+    pub fn round(
+        &mut self,
+        view: &ReplicationView,
+        stays_non_voter: &BTreeSet<String>,
+        now: Instant,
+    ) -> Vec<String> {
         let mut promote = Vec::new();
         for follower in &view.followers {
             if !caught_up(follower.matched_index, view.last_log_index) {
                 self.caught_up_since.remove(&follower.name);
                 continue;
             }
-            let since = *self
-                .caught_up_since
-                .entry(follower.name.clone())
-                .or_insert(now);
+            let since = *self.caught_up_since.entry(follower.name.clone()).or_insert(now);
             let stable = now.saturating_duration_since(since) >= STABILIZATION;
             if !follower.voter && stable && !stays_non_voter.contains(&follower.name) {
                 promote.push(follower.name.clone());

@@ -4,11 +4,11 @@
 //! `MountError` in `mounts.rs`, ...); `CoreError` carries them unflattened, so the cause
 //! stays reachable through `source()` while the message and status stay Vault's.
 
+use super::acl::PolicyStoreError;
 use super::ha::MembershipError;
 use super::join::JoinError;
 use super::mounts::MountError;
 use super::snapshot::SnapshotError;
-use super::acl::PolicyStoreError;
 use super::ClusterStateError;
 use crate::barrier::BarrierError;
 use crate::raft::RaftError;

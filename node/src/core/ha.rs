@@ -105,7 +105,11 @@ async fn add_learner_when_free(raft: &RaftStore, admission: &Admission) -> Resul
 
 /// Asks every candidate for a challenge at once; the first good answer wins, otherwise the
 /// last error is reported.
-async fn first_challenge(targets: Vec<JoinTarget>, server_id: &str, non_voter: bool) -> Result<PendingJoin, JoinError> {
+async fn first_challenge(
+    targets: Vec<JoinTarget>,
+    server_id: &str,
+    non_voter: bool,
+) -> Result<PendingJoin, JoinError> {
     let attempts = targets.into_iter().map(|target| {
         Box::pin(async move {
             let leader = LeaderClient::connect(&target)?;
@@ -164,7 +168,8 @@ impl Core {
     /// Leader side of `bootstrap/answer`: checks the answer and adds the node as a learner.
     pub async fn raft_answer(&self, data: &serde_json::Map<String, Value>) -> Result<Response, CoreError> {
         let f = Fields(data);
-        let required = |name: &str, missing: JoinError| f.string(name).filter(|s| !s.is_empty()).ok_or(missing);
+        let required =
+            |name: &str, missing: JoinError| f.string(name).filter(|s| !s.is_empty()).ok_or(missing);
         let server_id = required("server_id", JoinError::NoServerId)?;
         let answer = required("answer", JoinError::NoAnswer)?;
         let cluster_addr = required("cluster_addr", JoinError::NoClusterAddr)?;
@@ -211,7 +216,8 @@ impl Core {
         }
         let pending = first_challenge(targets, &self.info().node_id, non_voter).await?;
         tracing::info!(leader = %pending.leader.base(), "received a raft join challenge; unseal this node with the cluster's keys to finish joining");
-        let open_with = join::challenge_received(&pending.seal_config, self.auto_seal.is_some(), self.seal_type())?;
+        let open_with =
+            join::challenge_received(&pending.seal_config, self.auto_seal.is_some(), self.seal_type())?;
         *self.ha.pending_join.lock().await = Some(pending);
         if open_with == OpenChallenge::WithKms {
             if let Err(e) = self.complete_join(JoinKey::Kms).await {
@@ -257,7 +263,9 @@ impl Core {
             }
             Err(e) => return Err(JoinError::from(e).into()),
         };
-        self.transport.install(&tls, None).map_err(JoinError::InstallTls)?;
+        self.transport
+            .install(&tls, None)
+            .map_err(JoinError::InstallTls)?;
         raft.start().await.map_err(JoinError::StartRaft)?;
         let wait = DataWait::started(Instant::now());
         let physical = self.barrier().physical().clone();
@@ -495,8 +503,14 @@ impl Core {
             if let Some(client) = self.transport().client() {
                 for addr in voters {
                     let url = format!("{}://{addr}/v1/sys/leader", crate::cluster::SCHEME);
-                    let Ok(resp) = client.get(&url).send().await else { continue };
-                    if resp.json::<Value>().await.is_ok_and(|body| body["is_self"] == true) {
+                    let Ok(resp) = client.get(&url).send().await else {
+                        continue;
+                    };
+                    if resp
+                        .json::<Value>()
+                        .await
+                        .is_ok_and(|body| body["is_self"] == true)
+                    {
                         return;
                     }
                 }

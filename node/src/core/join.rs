@@ -224,7 +224,11 @@ pub enum JoinStart {
 }
 
 /// A join was requested (`operator raft join` or a `retry_join` round).
-pub fn join_requested(member: bool, challenge_pending: bool, candidates: usize) -> Result<JoinStart, JoinError> {
+pub fn join_requested(
+    member: bool,
+    challenge_pending: bool,
+    candidates: usize,
+) -> Result<JoinStart, JoinError> {
     if member || challenge_pending {
         return Ok(JoinStart::AlreadyJoining);
     }
@@ -390,7 +394,9 @@ mod tests {
     #[test]
     fn an_empty_server_id_is_refused() {
         let mut book = ChallengeBook::default();
-        let err = book.challenge_requested("", [], key(1), Instant::now()).unwrap_err();
+        let err = book
+            .challenge_requested("", [], key(1), Instant::now())
+            .unwrap_err();
         assert!(matches!(err, JoinError::NoServerId));
         assert_eq!(err.to_string(), "no server_id provided");
     }

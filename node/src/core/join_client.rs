@@ -73,7 +73,10 @@ pub enum JoinClientError {
     },
     /// The leader checked the answer and said no; the challenge is used up.
     #[error("join refused by the leader ({status}): {errors}")]
-    AnswerRefused { status: reqwest::StatusCode, errors: Value },
+    AnswerRefused {
+        status: reqwest::StatusCode,
+        errors: Value,
+    },
     #[error("the leader's join answer carried no cluster TLS material: {0}")]
     NoClusterTls(#[source] serde_json::Error),
 }

@@ -102,9 +102,7 @@ impl Core {
                 .map(|p| p.to_string_lossy().to_string())
                 .unwrap_or_default();
             let mut bytes = Vec::new();
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(SnapshotError::Decompress)?;
+            entry.read_to_end(&mut bytes).map_err(SnapshotError::Decompress)?;
             files.insert(name, bytes);
         }
         let file = |name: &str| {
