@@ -41,15 +41,14 @@ pub async fn handle(
                 .get(&format!("{base}{rest}"))
                 .await?
                 .ok_or(CoreError::NotFound)?;
-            let data: Value =
-                serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(e.to_string()))?;
+            let data: Value = serde_json::from_slice(&bytes)?;
             Ok(Response::data(data))
         }
         Operation::Create | Operation::Update => {
             if rest.is_empty() {
                 return Err(CoreError::invalid("missing path"));
             }
-            let bytes = serde_json::to_vec(&req.data).map_err(|e| CoreError::Internal(e.to_string()))?;
+            let bytes = serde_json::to_vec(&req.data)?;
             core.barrier().put(&format!("{base}{rest}"), bytes).await?;
             Ok(Response::empty())
         }

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::core::fields::{format_duration, Fields};
 use crate::core::mounts::MountEntry;
 use crate::core::tokens::{rfc3339, DEFAULT_TTL_SECS};
-use crate::core::{Core, CoreError, Operation, Request, Response};
+use crate::core::{Core, CoreError, Operation, RecordError, Request, Response};
 use crate::storage::WriteOp;
 
 /// Versions kept when neither the key nor the mount says otherwise.
@@ -82,8 +82,7 @@ async fn v1(
     match req.operation {
         Operation::Read => {
             let bytes = core.barrier().get(&key).await?.ok_or(CoreError::NotFound)?;
-            let data: Value =
-                serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(e.to_string()))?;
+            let data: Value = serde_json::from_slice(&bytes)?;
             let ttl = if mount.config.default_lease_ttl > 0 {
                 mount.config.default_lease_ttl
             } else {
@@ -110,11 +109,11 @@ async fn v1(
 }
 
 fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, CoreError> {
-    serde_json::to_vec(value).map_err(|e| CoreError::Internal(e.to_string()))
+    Ok(serde_json::to_vec(value)?)
 }
 
 fn from_bytes<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, CoreError> {
-    serde_json::from_slice(bytes).map_err(|e| CoreError::Internal(e.to_string()))
+    Ok(serde_json::from_slice(bytes)?)
 }
 
 /// Metadata of one version.
@@ -392,7 +391,7 @@ impl V2<'_> {
             _ => None,
         };
         let Value::Object(merged) = data else {
-            return Err(CoreError::Internal("stored data is not an object".into()));
+            return Err(RecordError::NotAnObject.into());
         };
         self.store_version(key, merged, cas.or(Some(meta.current_version as i64)))
             .await

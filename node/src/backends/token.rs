@@ -153,9 +153,7 @@ fn auth_block(token: &str, entry: &TokenEntry) -> Auth {
 
 async fn load_role(core: &Core, name: &str) -> Result<Option<Role>, CoreError> {
     match core.barrier().get(&format!("{ROLE_PREFIX}{name}")).await? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| CoreError::Internal(e.to_string())),
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
         None => Ok(None),
     }
 }
@@ -392,7 +390,7 @@ async fn role_op(core: &Core, req: &Request, name: &str) -> Result<Response, Cor
             if let Some(v) = f.string("path_suffix") {
                 role.path_suffix = v;
             }
-            let bytes = serde_json::to_vec(&role).map_err(|e| CoreError::Internal(e.to_string()))?;
+            let bytes = serde_json::to_vec(&role)?;
             core.barrier().put(&key, bytes).await?;
             Ok(Response::empty())
         }

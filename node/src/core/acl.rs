@@ -406,6 +406,36 @@ struct StoredPolicy {
     policy: String,
 }
 
+/// Why the policy store refused a policy or could not read or write one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyStoreError {
+    /// An operator's policy document does not parse (400).
+    #[error("{0}")]
+    Rejected(#[source] PolicyError),
+    #[error("policy {name}: {source}")]
+    Decode {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored or built-in policy no longer parses.
+    #[error("{0}")]
+    Unparsable(#[source] PolicyError),
+    #[error(transparent)]
+    Encode(serde_json::Error),
+}
+
+impl PolicyStoreError {
+    /// The HTTP status Vault answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            PolicyStoreError::Rejected(_) => 400,
+            _ => 500,
+        }
+    }
+}
+
 /// Policies persisted through the barrier, cached in memory.
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
@@ -429,16 +459,18 @@ impl PolicyStore {
         }
         let policy = match self.barrier.get(&format!("{POLICY_PREFIX}{name}")).await? {
             Some(bytes) => {
-                let stored: StoredPolicy = serde_json::from_slice(&bytes)
-                    .map_err(|e| CoreError::Internal(format!("policy {name}: {e}")))?;
-                Policy::parse(name, &stored.policy).map_err(|e| CoreError::Internal(e.to_string()))?
+                let stored: StoredPolicy =
+                    serde_json::from_slice(&bytes).map_err(|source| PolicyStoreError::Decode {
+                        name: name.to_string(),
+                        source,
+                    })?;
+                Policy::parse(name, &stored.policy).map_err(PolicyStoreError::Unparsable)?
             }
             None => match name {
-                "default" => {
-                    Policy::parse(name, DEFAULT_POLICY).map_err(|e| CoreError::Internal(e.to_string()))?
+                "default" => Policy::parse(name, DEFAULT_POLICY).map_err(PolicyStoreError::Unparsable)?,
+                "response-wrapping" => {
+                    Policy::parse(name, RESPONSE_WRAPPING_POLICY).map_err(PolicyStoreError::Unparsable)?
                 }
-                "response-wrapping" => Policy::parse(name, RESPONSE_WRAPPING_POLICY)
-                    .map_err(|e| CoreError::Internal(e.to_string()))?,
                 _ => return Ok(None),
             },
         };
@@ -452,12 +484,12 @@ impl PolicyStore {
         if name == "root" {
             return Err(CoreError::invalid("cannot update \"root\" policy"));
         }
-        let policy = Policy::parse(name, raw).map_err(|e| CoreError::invalid(e.to_string()))?;
+        let policy = Policy::parse(name, raw).map_err(PolicyStoreError::Rejected)?;
         let stored = serde_json::to_vec(&StoredPolicy {
             name: name.into(),
             policy: raw.into(),
         })
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        .map_err(PolicyStoreError::Encode)?;
         self.barrier
             .put(&format!("{POLICY_PREFIX}{name}"), stored)
             .await?;

@@ -1,6 +1,17 @@
 //! Errors of the logical layer, each with the HTTP status Vault uses for it.
+//!
+//! Each concern has its own error type beside its code (`JoinError` in `join.rs`,
+//! `MountError` in `mounts.rs`, ...); `CoreError` carries them unflattened, so the cause
+//! stays reachable through `source()` while the message and status stay Vault's.
 
+use super::acl::PolicyStoreError;
+use super::ha::MembershipError;
+use super::join::JoinError;
+use super::mounts::MountError;
+use super::snapshot::SnapshotError;
+use super::ClusterStateError;
 use crate::barrier::BarrierError;
+use crate::raft::RaftError;
 use crate::storage::StorageError;
 
 /// Why a logical request failed.
@@ -35,6 +46,46 @@ pub enum CoreError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    // Typed causes, one per concern: the message is the cause's own.
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    #[error(transparent)]
+    ClusterState(#[from] ClusterStateError),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error(transparent)]
+    PolicyStore(#[from] PolicyStoreError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    /// Barrier failures other than sealed or not writable (see the `From` below).
+    #[error(transparent)]
+    Barrier(BarrierError),
+    /// Storage failures other than not writable.
+    #[error(transparent)]
+    Storage(StorageError),
+}
+
+/// A JSON record kept in storage (KV data, cubbyhole entries, token entries and roles,
+/// wrapped responses) could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("stored data is not an object")]
+    NotAnObject,
+}
+
+impl From<serde_json::Error> for CoreError {
+    fn from(e: serde_json::Error) -> Self {
+        CoreError::Record(RecordError::Json(e))
+    }
 }
 
 impl CoreError {
@@ -48,6 +99,16 @@ impl CoreError {
             CoreError::UnsupportedOperation => 405,
             CoreError::NotInitialized => 400,
             CoreError::Internal(_) => 500,
+            CoreError::Join(e) => e.status(),
+            CoreError::Membership(e) => e.status(),
+            CoreError::PolicyStore(e) => e.status(),
+            CoreError::ClusterState(_)
+            | CoreError::Mount(_)
+            | CoreError::Snapshot(_)
+            | CoreError::Record(_)
+            | CoreError::Raft(_)
+            | CoreError::Barrier(_)
+            | CoreError::Storage(_) => 500,
         }
     }
 
@@ -70,7 +131,7 @@ impl From<BarrierError> for CoreError {
         match e {
             BarrierError::Sealed => CoreError::Sealed,
             BarrierError::Storage(StorageError::NotWritable(msg)) => CoreError::Unavailable(msg),
-            other => CoreError::Internal(other.to_string()),
+            other => CoreError::Barrier(other),
         }
     }
 }
@@ -79,7 +140,7 @@ impl From<StorageError> for CoreError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::NotWritable(msg) => CoreError::Unavailable(msg),
-            other => CoreError::Internal(other.to_string()),
+            other => CoreError::Storage(other),
         }
     }
 }

@@ -1,60 +1,37 @@
-//! Integrated Storage clustering as the core sees it: the join handshake
-//! (challenge / answer), membership endpoints, autopilot-lite and step-down.
+//! Integrated Storage clustering as the core runs it: both sides of the join handshake,
+//! the membership endpoints, autopilot rounds and step-down.
 //!
-//! A joining node proves it holds the cluster's unseal key before it is let in:
-//! the leader encrypts a random answer with that key, and only a node unsealed
-//! with the same key shares can send it back.
+//! The decisions live in plain state types (`join.rs` for the handshake, `autopilot.rs`
+//! for promotions); this file feeds them the time, storage and Raft state and carries out
+//! what they return: sealing challenges, the joiner's requests (`join_client.rs`), Raft
+//! membership changes.
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
+use super::autopilot::{self, Autopilot};
 use super::fields::Fields;
+use super::join::{
+    self, Admission, ChallengeBook, DataWait, DataWaitStep, JoinAnswer, JoinError, JoinStart, OpenChallenge,
+};
+use super::join_client::{AnswerRequest, JoinClientError, JoinTarget, LeaderClient};
 use super::seal_state::SEAL_CONFIG_PATH;
 use super::{Core, CoreError, Response};
 use crate::barrier::{open, random_key, seal_bytes, ROOT_KEY_PATH};
-use crate::seal::SealConfig;
+use crate::raft::{RaftError, RaftStore};
 
-/// How long a challenge stays answerable.
-const CHALLENGE_TTL: Duration = Duration::from_secs(300);
-/// How long a learner must stay caught up before autopilot makes it a voter.
-const STABILIZATION: Duration = Duration::from_secs(1);
-/// Entries a learner may lag and still count as caught up.
-const CAUGHT_UP_LAG: u64 = 32;
-/// How long a joiner waits for the leader's data after its answer was accepted.
-const JOIN_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a join waits for another membership change to finish.
 const MEMBERSHIP_BUSY_WAIT: Duration = Duration::from_secs(15);
+/// How long step-down waits for another voter to take over before rejoining anyway.
+const STEP_DOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the intent to stay a non-voter is recorded, so autopilot leaves the node alone.
 const NON_VOTER_PREFIX: &str = "core/raft/non-voter/";
-
-/// Cluster-port routes for members only: a removed node learns of its removal.
-pub fn internal_router(core: std::sync::Arc<Core>) -> axum::Router {
-    use axum::http::StatusCode;
-    use axum::response::IntoResponse;
-    axum::Router::new()
-        .route(
-            "/cluster/removed",
-            axum::routing::post(
-                |axum::extract::State(core): axum::extract::State<std::sync::Arc<Core>>| async move {
-                    match core.mark_removed().await {
-                        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-                        Err(e) => (
-                            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-                            e.to_string(),
-                        )
-                            .into_response(),
-                    }
-                },
-            ),
-        )
-        .with_state(core)
-}
+const NOT_RAFT: &str = "raft storage is not in use";
 
 /// What opens a join challenge.
 #[derive(Clone, Copy)]
@@ -65,122 +42,111 @@ pub enum JoinKey<'a> {
     Kms,
 }
 
-/// Where and how to reach a leader candidate.
-#[derive(Debug, Clone, Default)]
-pub struct JoinTarget {
-    pub leader_api_addr: String,
-    pub leader_ca_cert: Option<String>,
-    pub leader_client_cert: Option<String>,
-    pub leader_client_key: Option<String>,
-    pub leader_tls_servername: Option<String>,
+/// A challenge received from a leader, with the client that reaches it again.
+pub type PendingJoin = join::PendingJoin<LeaderClient>;
+
+/// Why a membership change or query failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MembershipError {
+    #[error("removing {name}: {source}")]
+    Remove {
+        name: String,
+        #[source]
+        source: RaftError,
+    },
+    /// `promote` / `demote` refused by Raft (unknown peer, not the leader, ...).
+    #[error("{0}")]
+    Suffrage(#[source] RaftError),
+    #[error("the leader cannot be marked removed")]
+    LeaderCannotBeRemoved,
 }
 
-/// A challenge received from a leader, waiting for the operator's unseal keys.
-pub struct PendingJoin {
-    leader_api_addr: String,
-    client: reqwest::Client,
-    challenge: Vec<u8>,
-    pub(crate) seal_config: SealConfig,
-    non_voter: bool,
+impl MembershipError {
+    /// The HTTP status Vault answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            MembershipError::Remove { .. } => 500,
+            MembershipError::Suffrage(_) | MembershipError::LeaderCannotBeRemoved => 400,
+        }
+    }
 }
 
 /// Join and membership state kept by the core.
 #[derive(Default)]
 pub struct HaState {
     pub(crate) pending_join: Mutex<Option<PendingJoin>>,
-    challenges: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
-    caught_up_since: Mutex<HashMap<String, Instant>>,
-}
-
-fn join_client(target: &JoinTarget) -> Result<(reqwest::Client, String), CoreError> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(10));
-    if let Some(ca) = &target.leader_ca_cert {
-        let cert = reqwest::Certificate::from_pem(ca.as_bytes())
-            .map_err(|e| CoreError::invalid(format!("leader_ca_cert is not a PEM certificate: {e}")))?;
-        builder = builder.add_root_certificate(cert);
-    }
-    if let (Some(cert), Some(key)) = (&target.leader_client_cert, &target.leader_client_key) {
-        let identity = reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
-            .map_err(|e| CoreError::invalid(format!("leader client certificate or key is invalid: {e}")))?;
-        builder = builder.identity(identity);
-    }
-    let mut base = target.leader_api_addr.trim_end_matches('/').to_string();
-    if let Some(name) = &target.leader_tls_servername {
-        let url =
-            reqwest::Url::parse(&base).map_err(|e| CoreError::invalid(format!("leader_api_addr: {e}")))?;
-        let port = url.port_or_known_default().unwrap_or(8200);
-        let addrs: Vec<std::net::SocketAddr> =
-            std::net::ToSocketAddrs::to_socket_addrs(&(url.host_str().unwrap_or(""), port))
-                .map_err(|e| CoreError::invalid(format!("resolving {base}: {e}")))?
-                .collect();
-        builder = builder.resolve_to_addrs(name, &addrs);
-        base = format!("{}://{name}:{port}", url.scheme());
-    }
-    let client = builder
-        .build()
-        .map_err(|e| CoreError::Internal(format!("building join client: {e}")))?;
-    Ok((client, base))
+    challenges: Mutex<ChallengeBook>,
+    autopilot: Mutex<Autopilot>,
 }
 
 /// Adds a learner, waiting out membership changes already in flight (several nodes
 /// joining at once, or autopilot promoting one) instead of refusing the join.
-async fn add_learner_when_free(
-    raft: &crate::raft::RaftStore,
-    name: &str,
-    cluster_addr: &str,
-    api_addr: &str,
-) -> Result<(), CoreError> {
+async fn add_learner_when_free(raft: &RaftStore, admission: &Admission) -> Result<(), JoinError> {
     let deadline = Instant::now() + MEMBERSHIP_BUSY_WAIT;
     loop {
-        match raft.add_learner(name, cluster_addr, api_addr).await {
+        match raft
+            .add_learner(&admission.server_id, &admission.cluster_addr, &admission.api_addr)
+            .await
+        {
             Ok(()) => return Ok(()),
             Err(e) if e.is_membership_busy() && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => {
-                return Err(CoreError::Internal(format!(
-                    "adding {name} to the raft cluster: {e}"
-                )))
+            Err(source) => {
+                return Err(JoinError::AddLearner {
+                    name: admission.server_id.clone(),
+                    source,
+                })
             }
         }
     }
 }
 
+/// Asks every candidate for a challenge at once; the first good answer wins, otherwise the
+/// last error is reported.
+async fn first_challenge(
+    targets: Vec<JoinTarget>,
+    server_id: &str,
+    non_voter: bool,
+) -> Result<PendingJoin, JoinError> {
+    let attempts = targets.into_iter().map(|target| {
+        Box::pin(async move {
+            let leader = LeaderClient::connect(&target)?;
+            let challenge = leader.request_challenge(server_id).await?;
+            Ok::<_, JoinClientError>(PendingJoin {
+                leader,
+                challenge: challenge.sealed_answer,
+                seal_config: challenge.seal_config,
+                non_voter,
+            })
+        })
+    });
+    let (pending, _) = futures::future::select_ok(attempts)
+        .await
+        .map_err(JoinError::NoCandidateAnswered)?;
+    Ok(pending)
+}
+
 impl Core {
+    fn require_raft(&self) -> Result<&std::sync::Arc<RaftStore>, CoreError> {
+        self.raft().ok_or_else(|| CoreError::invalid(NOT_RAFT))
+    }
+
     /// Leader side of `bootstrap/challenge`: a random answer sealed with the unseal key.
     pub async fn raft_challenge(&self, server_id: &str) -> Result<Response, CoreError> {
-        if server_id.is_empty() {
-            return Err(CoreError::invalid("no server_id provided"));
-        }
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
-        if status.members.iter().any(|m| m.name == server_id) {
-            return Err(CoreError::invalid(format!(
-                "node_id \"{server_id}\" is already a member of this raft cluster; node IDs must be unique (remove the old peer first)"
-            )));
-        }
+        join::require_server_id(server_id)?;
+        let raft = self.require_raft()?;
+        let status = raft.status()?;
+        let answer = self.ha.challenges.lock().await.challenge_requested(
+            server_id,
+            status.members.iter().map(|m| m.name.as_str()),
+            Zeroizing::new(random_key()),
+            Instant::now(),
+        )?;
         let config = self.seal_config().await?.ok_or(CoreError::NotInitialized)?;
-        // A joiner asks every candidate at once and standbys forward here, so several
-        // challenges for one node arrive together: they must all hide the same answer, or
-        // the one the joiner answers may have been replaced by a later one.
-        let answer = {
-            let mut challenges = self.ha.challenges.lock().await;
-            challenges.retain(|_, (_, at)| at.elapsed() < CHALLENGE_TTL);
-            challenges
-                .entry(server_id.to_string())
-                .or_insert_with(|| (random_key(), Instant::now()))
-                .0
-                .clone()
-        };
         let challenge = match &self.auto_seal {
-            Some(kms) => kms
-                .encrypt(&answer)
-                .await
-                .map_err(|e| CoreError::Unavailable(e.to_string()))?,
+            Some(kms) => kms.encrypt(&answer).await.map_err(JoinError::SealChallenge)?,
             None => {
                 let key = self.unseal_key.read().await.clone().ok_or(CoreError::Sealed)?;
                 seal_bytes(&key, server_id.as_bytes(), &answer)
@@ -202,132 +168,58 @@ impl Core {
     /// Leader side of `bootstrap/answer`: checks the answer and adds the node as a learner.
     pub async fn raft_answer(&self, data: &serde_json::Map<String, Value>) -> Result<Response, CoreError> {
         let f = Fields(data);
-        let server_id = f
-            .string("server_id")
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| CoreError::invalid("no server_id provided"))?;
-        let answer = f
-            .string("answer")
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| CoreError::invalid("no answer provided"))?;
-        let cluster_addr = f
-            .string("cluster_addr")
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| CoreError::invalid("no cluster_addr provided"))?;
+        let required =
+            |name: &str, missing: JoinError| f.string(name).filter(|s| !s.is_empty()).ok_or(missing);
+        let server_id = required("server_id", JoinError::NoServerId)?;
+        let answer = required("answer", JoinError::NoAnswer)?;
+        let cluster_addr = required("cluster_addr", JoinError::NoClusterAddr)?;
         let api_addr = f.string("api_addr").unwrap_or_default();
         let non_voter = f.bool("non_voter")?.unwrap_or(false);
-        let given = base64::engine::general_purpose::STANDARD
+        let answer = base64::engine::general_purpose::STANDARD
             .decode(answer)
-            .map_err(|_| CoreError::invalid("invalid answer given"))?;
-        let expected = {
-            let mut challenges = self.ha.challenges.lock().await;
-            challenges.retain(|_, (_, at)| at.elapsed() < CHALLENGE_TTL);
-            challenges.remove(&server_id).map(|(a, _)| a)
-        };
-        let expected =
-            expected.ok_or_else(|| CoreError::invalid("no expected answer for the server id provided"))?;
-        if !bool::from(expected.ct_eq(&given)) {
-            return Err(CoreError::invalid("invalid answer given"));
-        }
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        let cluster_addr = cluster_addr
-            .split_once("://")
-            .map(|(_, r)| r.to_string())
-            .unwrap_or(cluster_addr);
-        if non_voter {
+            .map_err(|_| JoinError::WrongAnswer)?;
+        let admission = self.ha.challenges.lock().await.answer_received(
+            JoinAnswer {
+                server_id,
+                answer,
+                cluster_addr,
+                api_addr,
+                non_voter,
+            },
+            Instant::now(),
+        )?;
+        let raft = self.require_raft()?;
+        if admission.record_non_voter {
             self.barrier()
-                .put(&format!("{NON_VOTER_PREFIX}{server_id}"), vec![])
+                .put(&format!("{NON_VOTER_PREFIX}{}", admission.server_id), vec![])
                 .await?;
         }
-        add_learner_when_free(raft, &server_id, &cluster_addr, &api_addr).await?;
-        tracing::info!(node = %server_id, cluster_addr = %cluster_addr, "raft peer joined as a learner");
-        let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
+        add_learner_when_free(raft, &admission).await?;
+        tracing::info!(node = %admission.server_id, cluster_addr = %admission.cluster_addr, "raft peer joined as a learner");
+        let status = raft.status()?;
         let peers: Vec<Value> = status
             .members
             .iter()
             .map(|m| json!({ "id": m.name, "address": m.cluster_addr, "suffrage": if m.voter { 0 } else { 1 } }))
             .collect();
-        let tls = self
-            .barrier()
-            .get(super::CLUSTER_TLS_PATH)
-            .await?
-            .ok_or_else(|| CoreError::Internal("cluster TLS material missing from storage".into()))?;
-        let tls: Value = serde_json::from_slice(&tls).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let tls = serde_json::to_value(self.cluster_tls().await?)?;
         Ok(Response::data(json!({ "peers": peers, "tls_keyring": tls })))
     }
 
     /// Joiner side: asks every candidate for a challenge at once; the first answer wins.
     pub async fn raft_join(&self, targets: Vec<JoinTarget>, non_voter: bool) -> Result<bool, CoreError> {
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        if self.is_initialized().await?
-            || raft
-                .is_bootstrapped()
-                .map_err(|e| CoreError::Internal(e.to_string()))?
-        {
+        let raft = self.require_raft()?;
+        let member = self.is_initialized().await? || raft.is_bootstrapped()?;
+        let pending = self.ha.pending_join.lock().await.is_some();
+        if join::join_requested(member, pending, targets.len())? == JoinStart::AlreadyJoining {
             return Ok(true);
         }
-        if self.ha.pending_join.lock().await.is_some() {
-            return Ok(true);
-        }
-        if targets.is_empty() {
-            return Err(CoreError::invalid("no leader address given"));
-        }
-        let server_id = self.info().node_id.clone();
-        let attempts = targets.into_iter().map(|target| {
-            let server_id = server_id.clone();
-            Box::pin(async move {
-                let (client, base) = join_client(&target)?;
-                let resp = client
-                    .put(format!("{base}/v1/sys/storage/raft/bootstrap/challenge"))
-                    .json(&json!({ "server_id": server_id }))
-                    .send()
-                    .await
-                    .map_err(|e| CoreError::Internal(format!("{}: {e}", target.leader_api_addr)))?;
-                let status = resp.status();
-                let body: Value = resp.json().await.unwrap_or(Value::Null);
-                if !status.is_success() {
-                    return Err(CoreError::Internal(format!(
-                        "{}: {status}: {}",
-                        target.leader_api_addr, body["errors"]
-                    )));
-                }
-                let challenge = body["data"]["challenge"]
-                    .as_str()
-                    .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
-                    .ok_or_else(|| {
-                        CoreError::Internal(format!("{}: malformed challenge", target.leader_api_addr))
-                    })?;
-                let seal_config: SealConfig = serde_json::from_value(body["data"]["seal_config"].clone())
-                    .map_err(|e| {
-                        CoreError::Internal(format!("{}: seal config: {e}", target.leader_api_addr))
-                    })?;
-                Ok(PendingJoin {
-                    leader_api_addr: base,
-                    client,
-                    challenge,
-                    seal_config,
-                    non_voter,
-                })
-            })
-        });
-        let (pending, _) = futures::future::select_ok(attempts)
-            .await
-            .map_err(|e| CoreError::Internal(format!("failed to join raft cluster: {e}")))?;
-        tracing::info!(leader = %pending.leader_api_addr, "received a raft join challenge; unseal this node with the cluster's keys to finish joining");
-        let auto = pending.seal_config.is_auto();
-        if auto != self.auto_seal.is_some() {
-            return Err(CoreError::invalid(format!(
-                "seal type mismatch: the leader uses the {} seal, this node the {} seal",
-                pending.seal_config.seal_type,
-                self.seal_type()
-            )));
-        }
+        let pending = first_challenge(targets, &self.info().node_id, non_voter).await?;
+        tracing::info!(leader = %pending.leader.base(), "received a raft join challenge; unseal this node with the cluster's keys to finish joining");
+        let open_with =
+            join::challenge_received(&pending.seal_config, self.auto_seal.is_some(), self.seal_type())?;
         *self.ha.pending_join.lock().await = Some(pending);
-        if auto {
+        if open_with == OpenChallenge::WithKms {
             if let Err(e) = self.complete_join(JoinKey::Kms).await {
                 *self.ha.pending_join.lock().await = None;
                 return Err(e);
@@ -343,73 +235,47 @@ impl Core {
         let pending = slot.as_ref().ok_or(CoreError::NotInitialized)?;
         let server_id = self.info().node_id.clone();
         let answer = match (key, &self.auto_seal) {
-            (JoinKey::Shamir(combined), _) => open(combined, server_id.as_bytes(), &pending.challenge)
-                .ok_or_else(|| CoreError::invalid("cipher: message authentication failed"))?,
+            (JoinKey::Shamir(combined), _) => {
+                open(combined, server_id.as_bytes(), &pending.challenge).ok_or(JoinError::WrongUnsealKey)?
+            }
             (JoinKey::Kms, Some(kms)) => kms
                 .decrypt(&pending.challenge)
                 .await
-                .map_err(|e| CoreError::invalid(format!("opening the join challenge through KMS: {e}")))?,
-            (JoinKey::Kms, None) => return Err(CoreError::invalid("this node has no auto-unseal seal")),
+                .map_err(JoinError::OpenWithKms)?,
+            (JoinKey::Kms, None) => return Err(JoinError::NoAutoSeal.into()),
         };
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        let resp = pending
-            .client
-            .put(format!(
-                "{}/v1/sys/storage/raft/bootstrap/answer",
-                pending.leader_api_addr
-            ))
-            .json(&json!({
-                "answer": base64::engine::general_purpose::STANDARD.encode(&answer),
-                "cluster_addr": self.info().cluster_addr,
-                "api_addr": self.info().api_addr,
-                "server_id": server_id,
-                "non_voter": pending.non_voter,
-            }))
-            .send()
-            .await
-            .map_err(|e| {
-                CoreError::Internal(format!(
-                    "sending the join answer to {}: {e}",
-                    pending.leader_api_addr
-                ))
-            })?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            *slot = None;
-            return Err(CoreError::Internal(format!(
-                "join refused by the leader ({status}): {}",
-                body["errors"]
-            )));
-        }
-        let tls: crate::cluster::ClusterTls = serde_json::from_value(body["data"]["tls_keyring"].clone())
-            .map_err(|e| {
-                CoreError::Internal(format!(
-                    "the leader's join answer carried no cluster TLS material: {e}"
-                ))
-            })?;
+        let raft = self.require_raft()?;
+        let sent = pending
+            .leader
+            .send_answer(&AnswerRequest {
+                answer: &answer,
+                server_id: &server_id,
+                cluster_addr: &self.info().cluster_addr,
+                api_addr: &self.info().api_addr,
+                non_voter: pending.non_voter,
+            })
+            .await;
+        let tls = match sent {
+            Ok(tls) => tls,
+            Err(refused @ JoinClientError::AnswerRefused { .. }) => {
+                *slot = None;
+                return Err(JoinError::from(refused).into());
+            }
+            Err(e) => return Err(JoinError::from(e).into()),
+        };
         self.transport
             .install(&tls, None)
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
-        raft.start()
-            .await
-            .map_err(|e| CoreError::Internal(format!("starting raft: {e}")))?;
-        let deadline = Instant::now() + JOIN_SYNC_TIMEOUT;
+            .map_err(JoinError::InstallTls)?;
+        raft.start().await.map_err(JoinError::StartRaft)?;
+        let wait = DataWait::started(Instant::now());
         let physical = self.barrier().physical().clone();
         loop {
             let synced = physical.get(ROOT_KEY_PATH).await?.is_some()
                 && physical.get(SEAL_CONFIG_PATH).await?.is_some();
-            if synced {
-                break;
+            match wait.checked(synced, Instant::now())? {
+                DataWaitStep::Unseal => break,
+                DataWaitStep::PollAgain => tokio::time::sleep(Duration::from_millis(50)).await,
             }
-            if Instant::now() > deadline {
-                return Err(CoreError::Internal(
-                    "joined the raft cluster but no data arrived from the leader in 60s".into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         *slot = None;
         drop(slot);
@@ -420,17 +286,14 @@ impl Core {
         self.barrier()
             .unseal(&unseal_key)
             .await
-            .map_err(|e| CoreError::Internal(format!("unsealing from replicated data: {e}")))?;
+            .map_err(JoinError::UnsealFromReplica)?;
         *self.unseal_key.write().await = Some(unseal_key);
         self.post_unseal().await
     }
 
     /// `sys/storage/raft/configuration` (`operator raft list-peers`).
     pub async fn raft_configuration(&self) -> Result<Response, CoreError> {
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
+        let status = self.require_raft()?.status()?;
         let leader = status.leader.as_ref().map(|l| l.name.clone());
         let mut servers: Vec<Value> = status
             .members
@@ -456,17 +319,21 @@ impl Core {
         if server_id.is_empty() {
             return Err(CoreError::invalid("no server id provided"));
         }
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
+        let raft = self.require_raft()?;
         let removed_addr = raft
             .status()
             .ok()
             .and_then(|s| s.members.into_iter().find(|m| m.name == server_id))
             .map(|m| m.cluster_addr);
         match raft.remove(server_id).await {
-            Ok(()) | Err(crate::raft::RaftError::UnknownPeer(_)) => {}
-            Err(e) => return Err(CoreError::Internal(format!("removing {server_id}: {e}"))),
+            Ok(()) | Err(RaftError::UnknownPeer(_)) => {}
+            Err(source) => {
+                return Err(MembershipError::Remove {
+                    name: server_id.to_string(),
+                    source,
+                }
+                .into())
+            }
         }
         if let (Some(addr), Some(client)) = (removed_addr, self.transport().client()) {
             let url = format!("{}://{addr}/cluster/removed", crate::cluster::SCHEME);
@@ -477,31 +344,25 @@ impl Core {
         self.barrier()
             .delete(&format!("{NON_VOTER_PREFIX}{server_id}"))
             .await?;
-        self.ha.caught_up_since.lock().await.remove(server_id);
+        self.ha.autopilot.lock().await.peer_removed(server_id);
         Ok(Response::empty())
     }
 
     /// This node was removed by the cluster: stop for good and say so in health.
     pub async fn mark_removed(&self) -> Result<(), CoreError> {
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
+        let raft = self.require_raft()?;
+        let status = raft.status()?;
         if status.members.iter().any(|m| m.name == self.info().node_id) && status.is_leader {
-            return Err(CoreError::invalid("the leader cannot be marked removed"));
+            return Err(MembershipError::LeaderCannotBeRemoved.into());
         }
-        raft.mark_removed()
-            .await
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        raft.mark_removed().await?;
         tracing::warn!("this node was removed from its raft cluster; it no longer serves requests");
         Ok(())
     }
 
     /// `sys/storage/raft/promote` and `demote` (explicit suffrage changes).
     pub async fn raft_set_voter(&self, server_id: &str, voter: bool) -> Result<Response, CoreError> {
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
+        let raft = self.require_raft()?;
         let key = format!("{NON_VOTER_PREFIX}{server_id}");
         if voter {
             self.barrier().delete(&key).await?;
@@ -510,23 +371,21 @@ impl Core {
             self.barrier().put(&key, vec![]).await?;
             raft.demote(server_id).await
         }
-        .map_err(|e| CoreError::invalid(e.to_string()))?;
+        .map_err(MembershipError::Suffrage)?;
         Ok(Response::empty())
     }
 
     /// `sys/storage/raft/autopilot/state`.
     pub async fn autopilot_state(&self) -> Result<Response, CoreError> {
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
+        let raft = self.require_raft()?;
+        let status = raft.status()?;
         let view = raft.replication();
         let last = view
             .as_ref()
             .map(|v| v.last_log_index)
             .unwrap_or(status.applied_index);
         let leader = status.leader.as_ref().map(|l| l.name.clone()).unwrap_or_default();
-        let since = self.ha.caught_up_since.lock().await.clone();
+        let pilot = self.ha.autopilot.lock().await;
         let mut servers = serde_json::Map::new();
         let (mut voters, mut non_voters) = (Vec::new(), Vec::new());
         let mut healthy_voters = 0usize;
@@ -540,7 +399,7 @@ impl Core {
                     .map(|f| f.matched_index)
                     .unwrap_or(0)
             };
-            let healthy = is_leader || matched + CAUGHT_UP_LAG >= last;
+            let healthy = is_leader || autopilot::caught_up(matched, last);
             if m.voter {
                 voters.push(m.name.clone());
                 if healthy {
@@ -549,8 +408,8 @@ impl Core {
             } else {
                 non_voters.push(m.name.clone());
             }
-            let stable = since
-                .get(&m.name)
+            let stable = pilot
+                .stable_since(&m.name)
                 .map(|t| chrono::Utc::now() - chrono::Duration::from_std(t.elapsed()).unwrap_or_default());
             servers.insert(
                 m.name.clone(),
@@ -570,10 +429,10 @@ impl Core {
                 }),
             );
         }
-        let quorum = voters.len() / 2 + 1;
+        let health = autopilot::cluster_health(voters.len(), healthy_voters);
         Ok(Response::data(json!({
-            "healthy": healthy_voters >= quorum,
-            "failure_tolerance": healthy_voters.saturating_sub(quorum),
+            "healthy": health.healthy,
+            "failure_tolerance": health.failure_tolerance,
             "leader": leader,
             "servers": servers,
             "voters": voters,
@@ -585,52 +444,82 @@ impl Core {
     pub async fn autopilot_tick(&self) -> Result<(), CoreError> {
         let Some(raft) = self.raft() else { return Ok(()) };
         let Some(view) = raft.replication() else {
-            self.ha.caught_up_since.lock().await.clear();
+            self.ha.autopilot.lock().await.leadership_lost();
             return Ok(());
         };
         if self.state().await.is_err() {
             return Ok(());
         }
-        let mut since = self.ha.caught_up_since.lock().await;
-        for follower in &view.followers {
-            if follower.matched_index + CAUGHT_UP_LAG < view.last_log_index {
-                since.remove(&follower.name);
-                continue;
+        let mut stays_non_voter = BTreeSet::new();
+        for learner in view.followers.iter().filter(|f| !f.voter) {
+            let intent = format!("{NON_VOTER_PREFIX}{}", learner.name);
+            if self.barrier().get(&intent).await?.is_some() {
+                stays_non_voter.insert(learner.name.clone());
             }
-            let first_seen = *since.entry(follower.name.clone()).or_insert_with(Instant::now);
-            if follower.voter || first_seen.elapsed() < STABILIZATION {
-                continue;
-            }
-            if self
-                .barrier()
-                .get(&format!("{NON_VOTER_PREFIX}{}", follower.name))
-                .await?
-                .is_some()
-            {
-                continue;
-            }
-            match raft.promote_voter(&follower.name).await {
-                Ok(()) => {
-                    tracing::info!(node = %follower.name, "autopilot promoted a caught-up peer to voter")
-                }
-                Err(e) => {
-                    tracing::warn!(node = %follower.name, error = %e, "autopilot could not promote peer")
-                }
+        }
+        let promote = self
+            .ha
+            .autopilot
+            .lock()
+            .await
+            .round(&view, &stays_non_voter, Instant::now());
+        for name in promote {
+            match raft.promote_voter(&name).await {
+                Ok(()) => tracing::info!(node = %name, "autopilot promoted a caught-up peer to voter"),
+                Err(e) => tracing::warn!(node = %name, error = %e, "autopilot could not promote peer"),
             }
         }
         Ok(())
     }
 
     /// `sys/step-down`: give up leadership so another voter takes over.
+    ///
+    /// openraft 0.9 cannot hand leadership over, so this node leaves consensus until
+    /// another voter reports itself active (polled over the cluster port, bounded by
+    /// [`STEP_DOWN_TIMEOUT`]) and then rejoins as a follower. Rejoining earlier would let
+    /// it resume leading before the others' election timers fire.
     pub async fn step_down(&self) -> Result<(), CoreError> {
         let Some(raft) = self.raft() else { return Ok(()) };
-        raft.stop()
-            .await
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        raft.start()
-            .await
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let status = raft.status()?;
+        let other_voters: Vec<String> = status
+            .members
+            .iter()
+            .filter(|m| m.voter && m.name != status.node_id)
+            .map(|m| m.cluster_addr.clone())
+            .collect();
+        raft.stop().await?;
+        self.wait_for_another_leader(&other_voters).await;
+        raft.start().await?;
         Ok(())
+    }
+
+    /// Polls the other voters' `sys/leader` until one of them is the active node.
+    async fn wait_for_another_leader(&self, voters: &[String]) {
+        if voters.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + STEP_DOWN_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(client) = self.transport().client() {
+                for addr in voters {
+                    let url = format!("{}://{addr}/v1/sys/leader", crate::cluster::SCHEME);
+                    let Ok(resp) = client.get(&url).send().await else {
+                        continue;
+                    };
+                    if resp
+                        .json::<Value>()
+                        .await
+                        .is_ok_and(|body| body["is_self"] == true)
+                    {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::warn!(
+            timeout_secs = STEP_DOWN_TIMEOUT.as_secs(),
+            "step-down: no other voter became active in time; rejoining consensus"
+        );
     }
 }

@@ -6,10 +6,13 @@
 
 pub mod acl;
 mod auto_seal;
+pub mod autopilot;
 mod error;
 pub mod fields;
 pub mod generate_root;
 pub mod ha;
+pub mod join;
+pub mod join_client;
 pub mod mounts;
 mod request;
 mod seal_state;
@@ -17,7 +20,7 @@ pub mod snapshot;
 pub mod tokens;
 pub mod wrapping;
 
-pub use error::CoreError;
+pub use error::{CoreError, RecordError};
 pub use request::{Auth, Operation, Request, Response, WrapInfo};
 pub use seal_state::{HealthQuery, InitRequest, InitResponse, SealStatus};
 
@@ -26,11 +29,11 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard, RwLock};
 
 use crate::barrier::Barrier;
-use crate::cluster::{ClusterTls, ClusterTransport};
+use crate::cluster::{ClusterTls, ClusterTransport, TlsError};
 use crate::raft::RaftStore;
 use crate::storage::Physical;
 use acl::PolicyStore;
-use mounts::{MountTable, MOUNTS_PATH};
+use mounts::{MountError, MountTable, MOUNTS_PATH};
 use tokens::{TokenEntry, TokenStore};
 
 /// The version labnode reports (Vault-compatible clients parse it).
@@ -59,6 +62,22 @@ pub struct ClusterIdentity {
 }
 
 const CLUSTER_PATH: &str = "core/cluster";
+
+/// Why the cluster's identity or TLS material could not be read or put to use.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterStateError {
+    #[error("cluster TLS material missing from storage")]
+    MissingTls,
+    #[error("cluster TLS: {0}")]
+    TlsRecord(#[source] serde_json::Error),
+    #[error(transparent)]
+    InstallTls(#[from] TlsError),
+    #[error("cluster identity: {0}")]
+    IdentityRecord(#[source] serde_json::Error),
+    #[error("cluster identity missing from storage")]
+    MissingIdentity,
+}
 /// The cluster CA and member certificate (inside the barrier).
 pub(crate) const CLUSTER_TLS_PATH: &str = "core/cluster-tls";
 
@@ -201,8 +220,8 @@ impl Core {
             .barrier
             .get(CLUSTER_TLS_PATH)
             .await?
-            .ok_or_else(|| CoreError::Internal("cluster TLS material missing from storage".into()))?;
-        serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("cluster TLS: {e}")))
+            .ok_or(ClusterStateError::MissingTls)?;
+        Ok(serde_json::from_slice(&bytes).map_err(ClusterStateError::TlsRecord)?)
     }
 
     /// Reads the cluster TLS material from the (unsealed) barrier and starts using it.
@@ -211,7 +230,7 @@ impl Core {
         let replication_ca = self.dr_replication_ca().await?;
         self.transport
             .install(&tls, replication_ca.as_deref())
-            .map_err(|e| CoreError::Internal(e.to_string()))
+            .map_err(|e| ClusterStateError::InstallTls(e).into())
     }
 
     /// The Raft node, when this core runs on Integrated Storage.
@@ -237,18 +256,12 @@ impl Core {
     async fn load_unsealed(&self) -> Result<Arc<Unsealed>, CoreError> {
         let tokens = TokenStore::load(self.barrier.clone()).await?;
         let mounts = match self.barrier.get(MOUNTS_PATH).await? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| CoreError::Internal(format!("mount table: {e}")))?,
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(MountError::Decode)?,
             None => MountTable::initial(),
         };
         let cluster = match self.barrier.get(CLUSTER_PATH).await? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| CoreError::Internal(format!("cluster identity: {e}")))?,
-            None => {
-                return Err(CoreError::Internal(
-                    "cluster identity missing from storage".into(),
-                ))
-            }
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(ClusterStateError::IdentityRecord)?,
+            None => return Err(ClusterStateError::MissingIdentity.into()),
         };
         Ok(Arc::new(Unsealed {
             tokens,
@@ -283,8 +296,7 @@ impl Core {
     /// Re-reads the mount table, policies and keyring from storage.
     pub(crate) async fn reload_tables(&self, state: &Unsealed) -> Result<(), CoreError> {
         if let Some(bytes) = self.barrier.get(MOUNTS_PATH).await? {
-            *state.mounts.write().await = serde_json::from_slice(&bytes)
-                .map_err(|e| CoreError::Internal(format!("mount table: {e}")))?;
+            *state.mounts.write().await = serde_json::from_slice(&bytes).map_err(MountError::Decode)?;
         }
         state.policies.clear_cache().await;
         state.tokens.clear_cache();
@@ -295,7 +307,7 @@ impl Core {
 
     /// Persists the mount table.
     pub async fn save_mounts(&self, table: &MountTable) -> Result<(), CoreError> {
-        let bytes = serde_json::to_vec(table).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(table).map_err(MountError::Encode)?;
         Ok(self.barrier.put(MOUNTS_PATH, bytes).await?)
     }
 

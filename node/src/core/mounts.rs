@@ -10,6 +10,16 @@ use super::tokens::random_base62;
 /// Where the table is persisted (barrier-encrypted).
 pub const MOUNTS_PATH: &str = "core/mounts";
 
+/// Why the stored mount table could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MountError {
+    #[error("mount table: {0}")]
+    Decode(#[source] serde_json::Error),
+    #[error(transparent)]
+    Encode(serde_json::Error),
+}
+
 /// Lease settings of a mount (seconds; 0 = system default).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MountConfig {

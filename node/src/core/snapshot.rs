@@ -10,15 +10,32 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{Core, CoreError};
+use crate::raft::RaftError;
 use crate::storage::WriteOp;
 
 const SUMS_AAD: &[u8] = b"labnode-snapshot-sums";
+
+/// Why a snapshot could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    #[error("writing snapshot: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("failed to decompress snapshot: {0}")]
+    Decompress(#[source] std::io::Error),
+    #[error(transparent)]
+    Export(RaftError),
+    #[error(transparent)]
+    EncodeState(postcard::Error),
+    #[error(transparent)]
+    EncodeMeta(serde_json::Error),
+}
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn append(builder: &mut tar::Builder<impl Write>, name: &str, bytes: &[u8]) -> Result<(), CoreError> {
+fn append(builder: &mut tar::Builder<impl Write>, name: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
     header.set_mode(0o600);
@@ -26,7 +43,7 @@ fn append(builder: &mut tar::Builder<impl Write>, name: &str, bytes: &[u8]) -> R
     header.set_cksum();
     builder
         .append_data(&mut header, name, bytes)
-        .map_err(|e| CoreError::Internal(format!("writing snapshot: {e}")))
+        .map_err(SnapshotError::Write)
 }
 
 impl Core {
@@ -35,11 +52,9 @@ impl Core {
         let raft = self
             .raft()
             .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        let (pairs, index) = raft
-            .export_data()
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
-        let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
-        let state = postcard::to_allocvec(&pairs).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let (pairs, index) = raft.export_data().map_err(SnapshotError::Export)?;
+        let status = raft.status()?;
+        let state = postcard::to_allocvec(&pairs).map_err(SnapshotError::EncodeState)?;
         let servers: Vec<_> = status
             .members
             .iter()
@@ -55,7 +70,7 @@ impl Core {
             "ConfigurationIndex": 0,
             "Size": state.len(),
         }))
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        .map_err(SnapshotError::EncodeMeta)?;
         let sums = format!(
             "{}  meta.json\n{}  state.bin\n",
             sha256_hex(&meta),
@@ -69,11 +84,8 @@ impl Core {
         append(&mut builder, "state.bin", &state)?;
         append(&mut builder, "SHA256SUMS", sums.as_bytes())?;
         append(&mut builder, "SHA256SUMS.sealed", &sealed)?;
-        let gz = builder
-            .into_inner()
-            .map_err(|e| CoreError::Internal(format!("writing snapshot: {e}")))?;
-        gz.finish()
-            .map_err(|e| CoreError::Internal(format!("writing snapshot: {e}")))
+        let gz = builder.into_inner().map_err(SnapshotError::Write)?;
+        Ok(gz.finish().map_err(SnapshotError::Write)?)
     }
 
     /// Replaces all data with a snapshot's. Without `force` the snapshot must come from
@@ -82,20 +94,15 @@ impl Core {
         let state = self.state().await?;
         let mut files = std::collections::HashMap::new();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
-        let entries = tar
-            .entries()
-            .map_err(|e| CoreError::Internal(format!("failed to decompress snapshot: {e}")))?;
+        let entries = tar.entries().map_err(SnapshotError::Decompress)?;
         for entry in entries {
-            let mut entry =
-                entry.map_err(|e| CoreError::Internal(format!("failed to decompress snapshot: {e}")))?;
+            let mut entry = entry.map_err(SnapshotError::Decompress)?;
             let name = entry
                 .path()
                 .map(|p| p.to_string_lossy().to_string())
                 .unwrap_or_default();
             let mut bytes = Vec::new();
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(|e| CoreError::Internal(format!("failed to decompress snapshot: {e}")))?;
+            entry.read_to_end(&mut bytes).map_err(SnapshotError::Decompress)?;
             files.insert(name, bytes);
         }
         let file = |name: &str| {

@@ -256,7 +256,7 @@ impl TokenStore {
         match entry.token_type {
             TokenType::Batch => {
                 entry.renewable = false;
-                let plain = serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?;
+                let plain = serde_json::to_vec(&entry)?;
                 let sealed = self.barrier.encrypt_value(BATCH_AAD, &plain).await?;
                 let token = format!(
                     "hvb.{}",
@@ -498,7 +498,7 @@ fn effective_ttl(req: &TokenRequest) -> u64 {
 }
 
 fn encode(entry: &TokenEntry) -> Result<Vec<u8>, CoreError> {
-    serde_json::to_vec(entry).map_err(|e| CoreError::Internal(e.to_string()))
+    Ok(serde_json::to_vec(entry)?)
 }
 
 /// RFC 3339 with nanoseconds, as Vault prints timestamps.

@@ -72,7 +72,7 @@ async fn store(
         ..TokenRequest::root("")
     };
     let (token, entry) = state.tokens.create(None, request).await?;
-    let bytes = serde_json::to_vec(&stored).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&stored)?;
     state.tokens.barrier().put(&cubby_key(&entry), bytes).await?;
     Ok(Response {
         wrap_info: Some(WrapInfo {
@@ -99,7 +99,7 @@ async fn load(state: &Unsealed, token: &str) -> Result<(TokenEntry, Wrapped), Co
         .get(&cubby_key(&entry))
         .await?
         .ok_or_else(invalid)?;
-    let stored = serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let stored = serde_json::from_slice(&bytes)?;
     Ok((entry, stored))
 }
 

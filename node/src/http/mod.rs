@@ -4,6 +4,8 @@
 //! everything else goes through [`Core::handle`] and comes back in the logical
 //! envelope, or as 204 when empty.
 
+pub mod cluster;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -20,6 +22,36 @@ use crate::core::{Core, CoreError, HealthQuery, InitRequest, Operation, Request,
 
 /// Marks a request a standby already forwarded, so it is never forwarded twice.
 const FORWARDED_HEADER: &str = "x-labnode-forwarded";
+
+/// Why an API request failed: the core refused it, or this layer could not forward it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// A request a standby forwarded reached a node that is not active either; forwarding
+    /// it again could loop.
+    #[error("forwarded request reached a node that is not active")]
+    ForwardLoop,
+}
+
+impl ApiError {
+    /// The HTTP status Vault answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Core(e) => e.status(),
+            ApiError::ForwardLoop => 500,
+        }
+    }
+
+    /// The `errors` array of the body.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            ApiError::Core(e) => e.messages(),
+            ApiError::ForwardLoop => vec![self.to_string()],
+        }
+    }
+}
 
 /// Shared state of the API listener.
 #[derive(Clone)]
@@ -65,16 +97,12 @@ async fn forward(
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<HttpResponse, CoreError> {
+) -> Result<HttpResponse, ApiError> {
     if app.core.is_removed() {
-        return Err(CoreError::Unavailable(
-            "this node was removed from its raft cluster".into(),
-        ));
+        return Err(CoreError::Unavailable("this node was removed from its raft cluster".into()).into());
     }
     if headers.contains_key(FORWARDED_HEADER) {
-        return Err(CoreError::Internal(
-            "forwarded request reached a node that is not active".into(),
-        ));
+        return Err(ApiError::ForwardLoop);
     }
     let leader = app
         .core
@@ -104,14 +132,12 @@ async fn forward(
         leader.cluster_addr,
         path_and_query
     );
-    let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
     let client =
         app.core.transport().client().ok_or_else(|| {
             CoreError::Unavailable("no cluster credentials to reach the active node".into())
         })?;
     let mut request = client
-        .request(method, url)
+        .request(method.clone(), url)
         .body(body.clone())
         .header(FORWARDED_HEADER, "true");
     for (name, value) in headers {
@@ -157,7 +183,7 @@ fn json_response(status: u16, body: &Value) -> HttpResponse {
 }
 
 /// An error in Vault's `{"errors":[...]}` form.
-pub fn error_response(err: &CoreError) -> HttpResponse {
+pub fn error_response(err: &ApiError) -> HttpResponse {
     json_response(err.status(), &json!({ "errors": err.messages() }))
 }
 
@@ -252,7 +278,15 @@ async fn dispatch(
         return json_response(404, &json!({ "errors": [] }));
     };
     let path = path.trim_start_matches('/').to_string();
-    match handle_v1(&app, &method, &path, &uri, &headers, &body).await {
+    let core = &app.core;
+    let result = if !is_node_local(&path) && core.state().await.is_ok() && !core.is_active() {
+        forward(&app, &method, &uri, &headers, &body).await
+    } else {
+        handle_v1(&app, &method, &path, &uri, &headers, &body)
+            .await
+            .map_err(ApiError::from)
+    };
+    match result {
         Ok(resp) => resp,
         Err(e) => error_response(&e),
     }
@@ -282,9 +316,6 @@ async fn handle_v1(
     let core = &app.core;
     let query = query_map(uri);
     let is_write = *method == Method::PUT || *method == Method::POST;
-    if !is_node_local(path) && core.state().await.is_ok() && !core.is_active() {
-        return forward(app, method, uri, headers, body).await;
-    }
     match path {
         "sys/init" if *method == Method::GET => {
             return Ok(json_response(
@@ -371,7 +402,7 @@ async fn handle_v1(
         "sys/storage/raft/join" if is_write => {
             let data = parse_body(body)?;
             let f = crate::core::fields::Fields(&data);
-            let target = crate::core::ha::JoinTarget {
+            let target = crate::core::join_client::JoinTarget {
                 leader_api_addr: f.string("leader_api_addr").unwrap_or_default(),
                 leader_ca_cert: f.string("leader_ca_cert").filter(|s| !s.is_empty()),
                 leader_client_cert: f.string("leader_client_cert").filter(|s| !s.is_empty()),

@@ -11,7 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::ClusterTransport;
 
-use crate::core::ha::JoinTarget;
+use crate::core::join_client::JoinTarget;
 use crate::core::{Core, InitRequest, NodeInfo, Operation, Request, Seals};
 use crate::raft::{RaftOptions, RaftStore};
 use crate::storage::InmemStorage;
@@ -262,7 +262,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         let app = raft
             .cluster_router()
             .merge(crate::replication::routes::router(core.clone()))
-            .merge(crate::core::ha::internal_router(core.clone()))
+            .merge(crate::http::cluster::internal_router(core.clone()))
             .merge(api.clone())
             .layer(axum::middleware::from_fn(
                 crate::replication::routes::require_member,
