@@ -1,6 +1,8 @@
 //! Errors of the logical layer, each with the HTTP status Vault uses for it.
 
+use super::seal_error::{GenerateRootError, SealStateError};
 use crate::barrier::BarrierError;
+use crate::replication::ReplicationError;
 use crate::storage::StorageError;
 
 /// Why a logical request failed.
@@ -35,6 +37,13 @@ pub enum CoreError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    // Seal state, OTP token attempts and DR replication (each carries its own status).
+    #[error(transparent)]
+    SealState(#[from] SealStateError),
+    #[error(transparent)]
+    GenerateRoot(#[from] GenerateRootError),
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
 }
 
 impl CoreError {
@@ -48,6 +57,9 @@ impl CoreError {
             CoreError::UnsupportedOperation => 405,
             CoreError::NotInitialized => 400,
             CoreError::Internal(_) => 500,
+            CoreError::SealState(e) => e.status(),
+            CoreError::GenerateRoot(e) => e.status(),
+            CoreError::Replication(e) => e.status(),
         }
     }
 

@@ -12,13 +12,16 @@ pub mod generate_root;
 pub mod ha;
 pub mod mounts;
 mod request;
+mod seal_error;
 mod seal_state;
 pub mod snapshot;
 pub mod tokens;
+mod unseal;
 pub mod wrapping;
 
 pub use error::CoreError;
 pub use request::{Auth, Operation, Request, Response, WrapInfo};
+pub use seal_error::{GenerateRootError, SealStateError};
 pub use seal_state::{HealthQuery, InitRequest, InitResponse, SealStatus};
 
 use std::sync::Arc;
@@ -102,7 +105,7 @@ impl KeyLocks {
 pub struct Core {
     barrier: Arc<Barrier>,
     info: NodeInfo,
-    unseal_progress: Mutex<seal_state::UnsealProgress>,
+    unseal_progress: Mutex<unseal::UnsealProgress>,
     unsealed: RwLock<Option<Arc<Unsealed>>>,
     /// Per-key locks for backends that read before they write.
     pub key_locks: KeyLocks,

@@ -4,6 +4,8 @@
 //! everything else goes through [`Core::handle`] and comes back in the logical
 //! envelope, or as 204 when empty.
 
+pub mod replication;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -20,16 +20,16 @@ pub fn split(secret: &[u8], shares: u8, threshold: u8) -> Vec<Vec<u8>> {
 }
 
 /// Recombines shares; `threshold` shares must be given, all distinct.
-pub fn combine(parts: &[Vec<u8>], threshold: u8) -> Result<Vec<u8>, SealError> {
+pub fn combine<S: AsRef<[u8]>>(parts: &[S], threshold: u8) -> Result<Vec<u8>, SealError> {
     if threshold == 1 {
         return parts
             .first()
-            .cloned()
+            .map(|p| p.as_ref().to_vec())
             .ok_or_else(|| SealError::InvalidShares("no key shares given".into()));
     }
     let shares = parts
         .iter()
-        .map(|p| Share::try_from(p.as_slice()))
+        .map(|p| Share::try_from(p.as_ref()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SealError::InvalidShares(format!("invalid key share: {e}")))?;
     Sharks(threshold)
