@@ -115,7 +115,7 @@ pub struct Transition {
 /// What `update-primary` does.
 pub enum UpdatePrimary {
     /// An empty token: forget the primary and stop streaming.
-    Forget(Transition),
+    Forget(Box<Transition>),
     /// Follow the primary the token came from (activate, copy, stream).
     Follow,
 }
@@ -292,14 +292,14 @@ impl DrState {
         let mut next = current.clone();
         next.primary_cluster_addr.clear();
         next.known_primary_cluster_addrs.clear();
-        Ok(UpdatePrimary::Forget(Transition {
+        Ok(UpdatePrimary::Forget(Box::new(Transition {
             next: DrState::Secondary(next),
             actions: vec![RoleAction::ResetStream {
                 state: "idle",
                 connection: "idle",
             }],
             warning: None,
-        }))
+        })))
     }
 
     /// `secondary/promote`: this cluster becomes the primary, keeping its cluster id.

@@ -50,7 +50,7 @@ impl Core {
         ca_file: Option<&str>,
     ) -> Result<Response, CoreError> {
         match self.dr().state().await.update_primary(!token.is_empty())? {
-            UpdatePrimary::Forget(transition) => self.apply_transition(transition).await,
+            UpdatePrimary::Forget(transition) => self.apply_transition(*transition).await,
             UpdatePrimary::Follow => {
                 let secondary = activate(token, primary_api_addr, ca_file).await?;
                 self.adopt_primary(secondary).await?;
