@@ -10,6 +10,12 @@
 //!
 //! Keys under [`LOCAL_PREFIXES`] belong to one cluster and never cross: the cluster
 //! port's TLS material, Raft bookkeeping and the replication state itself.
+//!
+//! [`role`] decides every role change as plain state (what is allowed from which
+//! role, the next role and what to do around it); `primary` and `secondary` run those
+//! decisions on [`Core`] with the I/O (storage, streaming, wiping), `client` is the
+//! secondary's HTTP I/O towards its primary, and the cluster-port routes the
+//! primary serves are in [`crate::http::replication`].
 
 mod client;
 mod error;
@@ -19,7 +25,6 @@ pub mod role;
 mod secondary;
 
 pub use error::ReplicationError;
-pub use primary::{StreamReply, SyncReply};
 pub use role::{DrState, KnownSecondary, PrimaryState, SecondaryState};
 
 use std::collections::HashMap;
