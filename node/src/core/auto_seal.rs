@@ -5,7 +5,7 @@
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{Core, CoreError};
+use super::{Core, CoreError, SealStateError};
 use crate::seal::SealConfig;
 
 /// The KMS-wrapped unseal key (outside the barrier, readable while sealed).
@@ -25,22 +25,17 @@ impl Core {
 
     /// Unwraps the unseal key through KMS.
     pub(crate) async fn kms_unseal_key(&self) -> Result<Zeroizing<Vec<u8>>, CoreError> {
-        let kms = self
-            .auto_seal
-            .as_ref()
-            .ok_or_else(|| CoreError::invalid("this node has no auto-unseal seal"))?;
+        let kms = self.auto_seal.as_ref().ok_or(SealStateError::NoAutoSeal)?;
         let wrapped = self
             .barrier()
             .physical()
             .get(HSM_KEY_PATH)
             .await?
-            .ok_or_else(|| {
-                CoreError::Internal("the KMS-wrapped unseal key is missing from storage".into())
-            })?;
+            .ok_or(SealStateError::HsmKeyMissing)?;
         kms.decrypt(&wrapped)
             .await
             .map(Zeroizing::new)
-            .map_err(|e| CoreError::Unavailable(e.to_string()))
+            .map_err(|e| SealStateError::Kms(e).into())
     }
 
     /// Unseals through KMS when initialized and sealed; `Ok(false)` when there is
@@ -87,41 +82,43 @@ impl Core {
             (Some(kms), _) if !stored.is_auto() => {
                 self.open_barrier(combined.clone()).await?;
                 self.wait_until_active().await?;
-                let wrapped = kms.encrypt(&combined).await.map_err(|e| CoreError::Unavailable(e.to_string()))?;
+                let wrapped = kms.encrypt(&combined).await.map_err(SealStateError::Kms)?;
                 physical.put(HSM_KEY_PATH, wrapped).await?;
                 self.barrier().put(RECOVERY_KEY_PATH, combined.to_vec()).await?;
-                let config = SealConfig::auto("awskms", stored.secret_shares.into(), stored.secret_threshold.into())
-                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+                let config = SealConfig::auto(
+                    "awskms",
+                    stored.secret_shares.into(),
+                    stored.secret_threshold.into(),
+                )
+                .map_err(SealStateError::MigratedConfig)?;
                 self.store_seal_config(&config).await?;
-                tracing::warn!("seal migrated from shamir to awskms; the old unseal keys are now recovery keys");
+                tracing::warn!(
+                    "seal migrated from shamir to awskms; the old unseal keys are now recovery keys"
+                );
             }
             (None, Some(kms)) if stored.is_auto() => {
                 let wrapped = physical
                     .get(HSM_KEY_PATH)
                     .await?
-                    .ok_or_else(|| CoreError::Internal("the KMS-wrapped unseal key is missing from storage".into()))?;
-                let unseal_key =
-                    Zeroizing::new(kms.decrypt(&wrapped).await.map_err(|e| CoreError::Unavailable(e.to_string()))?);
+                    .ok_or(SealStateError::HsmKeyMissing)?;
+                let unseal_key = Zeroizing::new(kms.decrypt(&wrapped).await.map_err(SealStateError::Kms)?);
                 self.open_barrier(unseal_key).await?;
                 self.wait_until_active().await?;
                 if !self.verify_operator_key(&combined).await? {
                     self.seal().await;
-                    return Err(CoreError::invalid("the recovery key shares do not match this cluster's recovery key"));
+                    return Err(SealStateError::RecoveryKeyMismatch.into());
                 }
                 self.barrier().rewrap_root_key(&combined).await?;
-                let config = SealConfig::shamir(stored.recovery_shares.into(), stored.recovery_threshold.into())
-                    .map_err(|e| CoreError::invalid(format!("cannot migrate: {e}")))?;
+                let config =
+                    SealConfig::shamir(stored.recovery_shares.into(), stored.recovery_threshold.into())
+                        .map_err(SealStateError::CannotMigrate)?;
                 self.store_seal_config(&config).await?;
                 physical.delete(HSM_KEY_PATH).await?;
                 self.barrier().delete(RECOVERY_KEY_PATH).await?;
                 *self.unseal_key.write().await = Some(combined);
                 tracing::warn!("seal migrated from awskms to shamir; the recovery keys are now unseal keys");
             }
-            _ => {
-                return Err(CoreError::invalid(
-                    "seal migration needs the old seal in the configuration (for awskms: seal \"awskms\" { disabled = \"true\" })",
-                ))
-            }
+            _ => return Err(SealStateError::MigrationNeedsOldSeal.into()),
         }
         Ok(())
     }
@@ -131,9 +128,7 @@ impl Core {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         while !self.is_active() {
             if std::time::Instant::now() > deadline {
-                return Err(CoreError::Unavailable(
-                    "seal migration must run on the active node; this node did not become active".into(),
-                ));
+                return Err(SealStateError::NotActiveForMigration.into());
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
@@ -141,7 +136,7 @@ impl Core {
     }
 
     async fn store_seal_config(&self, config: &SealConfig) -> Result<(), CoreError> {
-        let bytes = serde_json::to_vec(config).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(config).map_err(SealStateError::Encode)?;
         Ok(self
             .barrier()
             .physical()
@@ -156,9 +151,11 @@ impl Core {
         if !auto {
             return self.verify_unseal_key(combined).await;
         }
-        let stored = self.barrier().get(RECOVERY_KEY_PATH).await?.ok_or_else(|| {
-            CoreError::invalid("this cluster has no recovery key (initialized with 0 recovery shares)")
-        })?;
+        let stored = self
+            .barrier()
+            .get(RECOVERY_KEY_PATH)
+            .await?
+            .ok_or(SealStateError::NoRecoveryKey)?;
         Ok(bool::from(stored.ct_eq(combined)))
     }
 }

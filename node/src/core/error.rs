@@ -12,6 +12,8 @@ use super::snapshot::SnapshotError;
 use super::ClusterStateError;
 use crate::barrier::BarrierError;
 use crate::raft::RaftError;
+use super::seal_error::{GenerateRootError, SealStateError};
+use crate::replication::ReplicationError;
 use crate::storage::StorageError;
 
 /// Why a logical request failed.
@@ -44,8 +46,6 @@ pub enum CoreError {
     /// 503 with a message: no active node reachable, or similar.
     #[error("{0}")]
     Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
     // Typed causes, one per concern: the message is the cause's own.
     #[error(transparent)]
     Join(#[from] JoinError),
@@ -69,6 +69,13 @@ pub enum CoreError {
     /// Storage failures other than not writable.
     #[error(transparent)]
     Storage(StorageError),
+    // Seal state, OTP token attempts and DR replication (each carries its own status).
+    #[error(transparent)]
+    SealState(#[from] SealStateError),
+    #[error(transparent)]
+    GenerateRoot(#[from] GenerateRootError),
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
 }
 
 /// A JSON record kept in storage (KV data, cubbyhole entries, token entries and roles,
@@ -98,7 +105,6 @@ impl CoreError {
             CoreError::InvalidRequest(_) => 400,
             CoreError::UnsupportedOperation => 405,
             CoreError::NotInitialized => 400,
-            CoreError::Internal(_) => 500,
             CoreError::Join(e) => e.status(),
             CoreError::Membership(e) => e.status(),
             CoreError::PolicyStore(e) => e.status(),
@@ -109,6 +115,9 @@ impl CoreError {
             | CoreError::Raft(_)
             | CoreError::Barrier(_)
             | CoreError::Storage(_) => 500,
+            CoreError::SealState(e) => e.status(),
+            CoreError::GenerateRoot(e) => e.status(),
+            CoreError::Replication(e) => e.status(),
         }
     }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::tokens::{random_base62, TokenRequest};
-use super::{Core, CoreError};
+use super::{Core, CoreError, GenerateRootError};
 use crate::seal;
 
 /// Length of a minted token (`hvs.` + 24) and therefore of the OTP.
@@ -87,7 +87,7 @@ impl Core {
 
     async fn check_purpose(&self, purpose: OtpPurpose) -> Result<(), CoreError> {
         if purpose == OtpPurpose::DrOperation && self.dr_mode().await != "secondary" {
-            return Err(CoreError::invalid("this cluster is not a DR secondary"));
+            return Err(GenerateRootError::NotDrSecondary.into());
         }
         Ok(())
     }
@@ -111,18 +111,16 @@ impl Core {
         let otp = otp.filter(|o| !o.is_empty());
         if pgp_key.as_deref().is_some_and(|k| !k.is_empty()) {
             if otp.is_some() {
-                return Err(CoreError::invalid("cannot specify both an otp and a pgp_key"));
+                return Err(GenerateRootError::OtpAndPgpKey.into());
             }
-            return Err(CoreError::invalid(
-                "PGP-encrypted root tokens are not supported by labnode; use an OTP",
-            ));
+            return Err(GenerateRootError::PgpNotSupported.into());
         }
         if otp.as_ref().is_some_and(|o| o.len() != OTP_LENGTH) {
-            return Err(CoreError::invalid("OTP string has incorrect length"));
+            return Err(GenerateRootError::OtpLength.into());
         }
         let mut guard = self.otp_flow(purpose).attempt.lock().await;
         if guard.is_some() {
-            return Err(CoreError::invalid("root generation already in progress"));
+            return Err(GenerateRootError::InProgress.into());
         }
         let generated = otp.is_none();
         let attempt = Attempt {
@@ -156,32 +154,26 @@ impl Core {
         self.check_purpose(purpose).await?;
         let required = self.share_threshold().await?;
         let mut guard = self.otp_flow(purpose).attempt.lock().await;
-        let attempt = guard
-            .as_mut()
-            .ok_or_else(|| CoreError::invalid("no root generation in progress"))?;
+        let attempt = guard.as_mut().ok_or(GenerateRootError::NotInProgress)?;
         if attempt.nonce != nonce {
-            return Err(CoreError::invalid(format!(
-                "incorrect nonce supplied; nonce for this root generation operation is \"{}\"",
-                attempt.nonce
-            )));
+            return Err(GenerateRootError::WrongNonce {
+                expected: attempt.nonce.clone(),
+            }
+            .into());
         }
-        let share = super::seal_state::decode_share(key)
-            .ok_or_else(|| CoreError::invalid("'key' must be a valid hex or base64 string"))?;
+        let share = super::seal_state::decode_share(key).ok_or(GenerateRootError::KeyNotEncoded)?;
         if attempt.shares.contains(&share) {
-            return Err(CoreError::invalid("given key share is a duplicate"));
+            return Err(GenerateRootError::DuplicateShare.into());
         }
         attempt.shares.push(share);
         if attempt.shares.len() < required as usize {
             return Ok(status(Some(attempt), required, "", ""));
         }
         let shares = std::mem::take(&mut attempt.shares);
-        let combined = zeroize::Zeroizing::new(
-            seal::combine(&shares, required).map_err(|e| CoreError::invalid(e.to_string()))?,
-        );
+        let combined =
+            zeroize::Zeroizing::new(seal::combine(&shares, required).map_err(GenerateRootError::Combine)?);
         if !self.verify_operator_key(&combined).await? {
-            return Err(CoreError::invalid(
-                "unable to verify key shares: cipher: message authentication failed",
-            ));
+            return Err(GenerateRootError::WrongKey.into());
         }
         let token = match purpose {
             OtpPurpose::Root => {

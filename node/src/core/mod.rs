@@ -15,13 +15,16 @@ pub mod join;
 pub mod join_client;
 pub mod mounts;
 mod request;
+mod seal_error;
 mod seal_state;
 pub mod snapshot;
 pub mod tokens;
+mod unseal;
 pub mod wrapping;
 
 pub use error::{CoreError, RecordError};
 pub use request::{Auth, Operation, Request, Response, WrapInfo};
+pub use seal_error::{GenerateRootError, SealStateError};
 pub use seal_state::{HealthQuery, InitRequest, InitResponse, SealStatus};
 
 use std::sync::Arc;
@@ -121,7 +124,7 @@ impl KeyLocks {
 pub struct Core {
     barrier: Arc<Barrier>,
     info: NodeInfo,
-    unseal_progress: Mutex<seal_state::UnsealProgress>,
+    unseal_progress: Mutex<unseal::UnsealProgress>,
     unsealed: RwLock<Option<Arc<Unsealed>>>,
     /// Per-key locks for backends that read before they write.
     pub key_locks: KeyLocks,

@@ -6,20 +6,14 @@ use serde_json::{json, Value};
 
 use super::mounts::MountTable;
 use super::tokens::{TokenRequest, TokenStore};
-use super::{ClusterIdentity, Core, CoreError, CLUSTER_PATH, CLUSTER_TLS_PATH, VERSION};
+use super::unseal::{plan_init, HealthFacts, KeyUse, UnsealFacts, UnsealRequest, UnsealStep};
+use super::{ClusterIdentity, Core, CoreError, SealStateError, CLUSTER_PATH, CLUSTER_TLS_PATH, VERSION};
 use crate::barrier::{random_key, BarrierError};
 use crate::cluster::ClusterTls;
 use crate::seal::{self, SealConfig};
 
 /// Where the (non-secret) seal configuration lives, outside the barrier.
 pub const SEAL_CONFIG_PATH: &str = "core/plain/seal-config";
-
-/// Shares collected so far toward the unseal threshold.
-#[derive(Default)]
-pub struct UnsealProgress {
-    nonce: String,
-    shares: Vec<Vec<u8>>,
-}
 
 /// Body of `PUT sys/init`; `null` counts as absent, as clients like hvac send it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -110,7 +104,7 @@ impl Core {
         match self.barrier.physical().get(SEAL_CONFIG_PATH).await? {
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| CoreError::Internal(format!("seal configuration: {e}"))),
+                .map_err(|e| SealStateError::SealConfigCorrupt(e).into()),
             None => Ok(None),
         }
     }
@@ -153,8 +147,8 @@ impl Core {
             sealed: state.is_none(),
             t: config.as_ref().map(|c| c.operator_shares().1).unwrap_or(0),
             n: config.as_ref().map(|c| c.operator_shares().0).unwrap_or(0),
-            progress: progress.shares.len(),
-            nonce: progress.nonce.clone(),
+            progress: progress.progress(),
+            nonce: progress.nonce().to_string(),
             version: VERSION.into(),
             build_date: "2026-11-29T00:00:00Z".into(),
             migration: self.migration_pending().await?,
@@ -174,17 +168,11 @@ impl Core {
         req: InitRequest,
         root_token_id: Option<String>,
     ) -> Result<InitResponse, CoreError> {
-        if self.is_initialized().await? {
-            return Err(CoreError::invalid("Vault is already initialized"));
-        }
-        if req.pgp_keys.as_ref().is_some_and(|k| !k.is_empty())
-            || req.root_token_pgp_key.as_ref().is_some_and(|k| !k.is_empty())
-            || req.recovery_pgp_keys.as_ref().is_some_and(|k| !k.is_empty())
-        {
-            return Err(CoreError::invalid(
-                "PGP-encrypted key shares are not supported by labnode",
-            ));
-        }
+        let config = plan_init(
+            &req,
+            self.auto_seal.as_ref().map(|_| self.seal_type()),
+            self.is_initialized().await?,
+        )?;
         let b64 = |parts: &[Vec<u8>]| -> Vec<String> {
             parts
                 .iter()
@@ -192,14 +180,7 @@ impl Core {
                 .collect()
         };
         let unseal_key = zeroize::Zeroizing::new(random_key());
-        if self.auto_seal.is_none() {
-            if req.recovery_shares > 0 || req.recovery_threshold > 0 {
-                return Err(CoreError::invalid(
-                    "parameters recovery_shares,recovery_threshold not applicable to seal type shamir",
-                ));
-            }
-            let config = SealConfig::shamir(req.secret_shares, req.secret_threshold)
-                .map_err(|e| CoreError::invalid(format!("invalid seal configuration: {e}")))?;
+        if !config.is_auto() {
             let shares = seal::split(&unseal_key, config.secret_shares, config.secret_threshold);
             let root_token = self
                 .initialize_storage(&unseal_key, &config, None, root_token_id)
@@ -213,13 +194,6 @@ impl Core {
                 root_token,
             });
         }
-        if req.secret_shares > 0 || req.secret_threshold > 0 {
-            return Err(CoreError::invalid(
-                "parameters secret_shares,secret_threshold not applicable to seal type awskms",
-            ));
-        }
-        let config = SealConfig::auto("awskms", req.recovery_shares, req.recovery_threshold)
-            .map_err(|e| CoreError::invalid(format!("invalid recovery configuration: {e}")))?;
         let recovery_key = zeroize::Zeroizing::new(random_key());
         let shares = if config.recovery_shares > 0 {
             seal::split(&recovery_key, config.recovery_shares, config.recovery_threshold)
@@ -259,18 +233,12 @@ impl Core {
         };
         let cluster_tls = match &self.raft {
             Some(raft) => {
-                let tls =
-                    ClusterTls::generate(&cluster.id).map_err(|e| CoreError::Internal(e.to_string()))?;
+                let tls = ClusterTls::generate(&cluster.id).map_err(SealStateError::ClusterTls)?;
                 self.transport
                     .install(&tls, None)
-                    .map_err(|e| CoreError::Internal(e.to_string()))?;
-                if !raft
-                    .is_bootstrapped()
-                    .map_err(|e| CoreError::Internal(e.to_string()))?
-                {
-                    raft.bootstrap()
-                        .await
-                        .map_err(|e| CoreError::Internal(format!("failed to bootstrap raft: {e}")))?;
+                    .map_err(SealStateError::ClusterTls)?;
+                if !raft.is_bootstrapped().map_err(SealStateError::RaftState)? {
+                    raft.bootstrap().await.map_err(SealStateError::RaftBootstrap)?;
                 }
                 Some(tls)
             }
@@ -278,14 +246,11 @@ impl Core {
         };
         self.barrier.initialize(unseal_key).await?;
         if let Some(tls) = cluster_tls {
-            let bytes = serde_json::to_vec(&tls).map_err(|e| CoreError::Internal(e.to_string()))?;
+            let bytes = serde_json::to_vec(&tls).map_err(SealStateError::Encode)?;
             self.barrier.put(CLUSTER_TLS_PATH, bytes).await?;
         }
         if let Some(kms) = &self.auto_seal {
-            let wrapped = kms
-                .encrypt(unseal_key)
-                .await
-                .map_err(|e| CoreError::Unavailable(e.to_string()))?;
+            let wrapped = kms.encrypt(unseal_key).await.map_err(SealStateError::Kms)?;
             self.barrier
                 .physical()
                 .put(super::auto_seal::HSM_KEY_PATH, wrapped)
@@ -296,14 +261,14 @@ impl Core {
                 .put(super::auto_seal::RECOVERY_KEY_PATH, recovery.to_vec())
                 .await?;
         }
-        let cluster_bytes = serde_json::to_vec(&cluster).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let cluster_bytes = serde_json::to_vec(&cluster).map_err(SealStateError::Encode)?;
         self.barrier.put(CLUSTER_PATH, cluster_bytes).await?;
         self.save_mounts(&MountTable::initial()).await?;
         let tokens = TokenStore::load(self.barrier.clone()).await?;
         let mut root_req = TokenRequest::root("auth/token/root");
         root_req.id = root_token_id;
         let (root_token, _) = tokens.create(None, root_req).await?;
-        let config_bytes = serde_json::to_vec(config).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let config_bytes = serde_json::to_vec(config).map_err(SealStateError::Encode)?;
         self.barrier
             .physical()
             .put(SEAL_CONFIG_PATH, config_bytes)
@@ -311,79 +276,51 @@ impl Core {
         Ok(root_token)
     }
 
-    /// `PUT sys/unseal`: adds a share; at the threshold, opens the barrier.
+    /// `PUT sys/unseal`: adds a share; at the threshold, opens the barrier (or completes
+    /// a join or a seal migration). The decision is [`super::unseal::UnsealProgress::step`].
     pub async fn unseal(
         &self,
         key: Option<&str>,
         reset: bool,
         migrate: bool,
     ) -> Result<SealStatus, CoreError> {
-        let Some(config) = self.effective_seal_config().await? else {
-            return Err(CoreError::invalid("Vault is not initialized"));
+        let config = self.effective_seal_config().await?;
+        let facts = UnsealFacts {
+            config: config.as_ref(),
+            joining: self.seal_config().await?.is_none(),
+            configured_seal: self.seal_type(),
+            migration: self.migration_pending().await?,
+            unsealed: self.unsealed.read().await.is_some(),
         };
-        let migration = self.migration_pending().await?;
-        if migration && !migrate && !reset {
-            return Err(CoreError::invalid(format!(
-                "seal migration pending: storage uses the {} seal but the configuration the {} seal; \
-                 unseal with -migrate and the current {} keys",
-                config.seal_type,
-                self.seal_type(),
-                if config.is_auto() { "recovery" } else { "unseal" }
-            )));
-        }
-        if config.is_auto() && !migration {
-            if self.unsealed.read().await.is_none() {
+        let request = UnsealRequest { key, reset, migrate };
+        let step = self
+            .unseal_progress
+            .lock()
+            .await
+            .step(&facts, request, || uuid::Uuid::new_v4().to_string())?;
+        match step {
+            UnsealStep::Report => {}
+            UnsealStep::AutoUnseal => {
                 self.auto_unseal().await?;
             }
-            return self.seal_status().await;
-        }
-        if reset {
-            if self.unsealed.read().await.is_some() {
-                return Err(CoreError::invalid("vault is unsealed"));
+            UnsealStep::Combine {
+                shares,
+                threshold,
+                then,
+            } => {
+                let combined = zeroize::Zeroizing::new(
+                    seal::combine(&shares, threshold).map_err(SealStateError::Combine)?,
+                );
+                match then {
+                    KeyUse::CompleteJoin => self.complete_join(super::ha::JoinKey::Shamir(&combined)).await?,
+                    KeyUse::MigrateSeal => {
+                        let stored = config.as_ref().ok_or(SealStateError::NotInitialized)?;
+                        self.migrate_seal(stored, combined).await?
+                    }
+                    KeyUse::OpenBarrier => self.open_barrier(combined).await?,
+                }
             }
-            *self.unseal_progress.lock().await = Default::default();
-            return self.seal_status().await;
         }
-        let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
-            CoreError::invalid("'key' must be specified in request body as JSON, or 'reset' set to true")
-        })?;
-        if self.unsealed.read().await.is_some() {
-            return self.seal_status().await;
-        }
-        let share = decode_share(key)
-            .ok_or_else(|| CoreError::invalid("'key' must be a valid hex or base64 string"))?;
-        let combined = {
-            let mut progress = self.unseal_progress.lock().await;
-            if progress.shares.contains(&share) {
-                return Err(CoreError::invalid("given key share is a duplicate"));
-            }
-            if progress.shares.first().is_some_and(|s| s.len() != share.len()) {
-                return Err(CoreError::invalid(
-                    "invalid key: key share has the wrong length for this seal",
-                ));
-            }
-            if progress.shares.is_empty() {
-                progress.nonce = uuid::Uuid::new_v4().to_string();
-            }
-            progress.shares.push(share);
-            if progress.shares.len() < config.operator_shares().1 as usize {
-                drop(progress);
-                return self.seal_status().await;
-            }
-            let shares = std::mem::take(&mut *progress).shares;
-            seal::combine(&shares, config.operator_shares().1)
-                .map_err(|e| CoreError::invalid(e.to_string()))?
-        };
-        let combined = zeroize::Zeroizing::new(combined);
-        if self.seal_config().await?.is_none() {
-            self.complete_join(super::ha::JoinKey::Shamir(&combined)).await?;
-            return self.seal_status().await;
-        }
-        if migration {
-            self.migrate_seal(&config, combined).await?;
-            return self.seal_status().await;
-        }
-        self.open_barrier(combined).await?;
         self.seal_status().await
     }
 
@@ -395,9 +332,7 @@ impl Core {
     ) -> Result<(), CoreError> {
         match self.barrier.unseal(&unseal_key).await {
             Ok(()) => {}
-            Err(BarrierError::InvalidKey) => {
-                return Err(CoreError::invalid("cipher: message authentication failed"))
-            }
+            Err(BarrierError::InvalidKey) => return Err(SealStateError::WrongKey.into()),
             Err(e) => return Err(e.into()),
         }
         if let Some(raft) = &self.raft {
@@ -405,7 +340,7 @@ impl Core {
                 self.install_cluster_tls().await?;
                 raft.start()
                     .await
-                    .map_err(|e| CoreError::Internal(format!("failed to start raft: {e}")))
+                    .map_err(|e| SealStateError::RaftStart(e).into())
             };
             if let Err(e) = started.await {
                 self.barrier.seal().await;
@@ -474,19 +409,14 @@ impl Core {
         let status = self.seal_status().await?;
         let standby = !status.sealed && !self.is_active();
         let removed = self.is_removed();
-        let code = if !status.initialized {
-            q.uninitcode.unwrap_or(501)
-        } else if removed {
-            q.removedcode.unwrap_or(530)
-        } else if status.sealed {
-            q.sealedcode.unwrap_or(503)
-        } else if self.dr_mode().await == "secondary" {
-            q.drsecondarycode.unwrap_or(472)
-        } else if standby && !q.standbyok {
-            q.standbycode.unwrap_or(429)
-        } else {
-            q.activecode.unwrap_or(200)
-        };
+        let code = HealthFacts {
+            initialized: status.initialized,
+            removed,
+            sealed: status.sealed,
+            dr_secondary: self.dr_mode().await == "secondary",
+            standby,
+        }
+        .code(q);
         let mut body = json!({
             "removed_from_cluster": removed,
             "initialized": status.initialized,
@@ -522,7 +452,7 @@ impl Core {
                 "performance_standby_last_remote_wal": 0,
             }));
         };
-        let status = raft.status().map_err(|e| CoreError::Internal(e.to_string()))?;
+        let status = raft.status().map_err(SealStateError::RaftState)?;
         let (leader_address, leader_cluster_address) = status
             .leader
             .as_ref()

@@ -5,6 +5,7 @@
 //! envelope, or as 204 when empty.
 
 pub mod cluster;
+pub mod replication;
 
 use std::collections::HashMap;
 use std::sync::Arc;

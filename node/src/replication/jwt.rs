@@ -25,23 +25,38 @@ pub struct Claims {
     pub token_type: String,
 }
 
+/// Why an activation token could not be signed (ring's errors are kept as they are;
+/// without ring's `std` feature they are not `std::error::Error`s).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtError {
+    #[error("generating the token signing key: {0}")]
+    GenerateKey(ring::error::Unspecified),
+    #[error("token signing key: {0}")]
+    SigningKey(ring::error::KeyRejected),
+    #[error("{0}")]
+    EncodeClaims(#[source] serde_json::Error),
+    #[error("signing: {0}")]
+    Sign(ring::error::Unspecified),
+}
+
 /// A new P-256 signing key (PKCS#8 DER).
-pub fn generate_key() -> Result<Vec<u8>, String> {
+pub fn generate_key() -> Result<Vec<u8>, JwtError> {
     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
         .map(|doc| doc.as_ref().to_vec())
-        .map_err(|e| format!("generating the token signing key: {e}"))
+        .map_err(JwtError::GenerateKey)
 }
 
 /// Signs `claims` with the PKCS#8 key.
-pub fn sign(pkcs8: &[u8], claims: &Claims) -> Result<String, String> {
+pub fn sign(pkcs8: &[u8], claims: &Claims) -> Result<String, JwtError> {
     let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &SystemRandom::new())
-        .map_err(|e| format!("token signing key: {e}"))?;
+        .map_err(JwtError::SigningKey)?;
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#);
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|e| e.to_string())?);
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(JwtError::EncodeClaims)?);
     let signing_input = format!("{header}.{body}");
     let sig = key
         .sign(&SystemRandom::new(), signing_input.as_bytes())
-        .map_err(|e| format!("signing: {e}"))?;
+        .map_err(JwtError::Sign)?;
     Ok(format!(
         "{signing_input}.{}",
         URL_SAFE_NO_PAD.encode(sig.as_ref())

@@ -10,23 +10,33 @@
 //!
 //! Keys under [`LOCAL_PREFIXES`] belong to one cluster and never cross: the cluster
 //! port's TLS material, Raft bookkeeping and the replication state itself.
+//!
+//! [`role`] decides every role change as plain state (what is allowed from which
+//! role, the next role and what to do around it); `primary` and `secondary` run those
+//! decisions on [`Core`] with the I/O (storage, streaming, wiping), `client` is the
+//! secondary's HTTP I/O towards its primary, and the cluster-port routes the
+//! primary serves are in [`crate::http::replication`].
 
+mod client;
+mod error;
 pub mod jwt;
 mod primary;
-pub mod routes;
+pub mod role;
 mod secondary;
 
-use std::collections::{BTreeMap, HashMap};
+pub use error::ReplicationError;
+pub use role::{DrState, KnownSecondary, PrimaryState, SecondaryState};
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::cluster::IssuingCa;
 use crate::core::tokens::rfc3339;
-use crate::core::{Core, CoreError};
+use crate::core::{Core, CoreError, Response};
+use role::{RoleAction, Transition};
 
 /// Where this cluster's DR role is kept (local, barrier-encrypted).
 pub const STATE_PATH: &str = "core/replication/dr-state";
@@ -49,63 +59,6 @@ pub fn touches_local(prefix: &str) -> bool {
     LOCAL_PREFIXES
         .iter()
         .any(|p| p.starts_with(prefix) || prefix.starts_with(p))
-}
-
-/// One secondary as its primary knows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KnownSecondary {
-    pub id: String,
-    pub revoked: bool,
-}
-
-/// A DR primary's persistent state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PrimaryState {
-    pub cluster_id: String,
-    /// host:port secondaries dial.
-    pub primary_cluster_addr: String,
-    /// Issues the secondaries' client certificates.
-    pub replication_ca: IssuingCa,
-    /// PKCS#8 key signing activation tokens.
-    #[serde(with = "crate::barrier::b64")]
-    pub jwt_key: Vec<u8>,
-    pub secondaries: BTreeMap<String, KnownSecondary>,
-}
-
-/// A DR secondary's persistent state; `primary_cluster_addr` is empty when it has no
-/// primary (a demoted primary, or after `update-primary` with an empty token).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SecondaryState {
-    pub cluster_id: String,
-    pub secondary_id: String,
-    pub primary_cluster_addr: String,
-    pub primary_api_addr: String,
-    /// Every cluster address of the primary, tried in turn.
-    pub known_primary_cluster_addrs: Vec<String>,
-    /// Trust for the primary's cluster port, and this secondary's client credentials.
-    pub ca_pem: String,
-    pub client_cert_pem: String,
-    pub client_key_pem: String,
-}
-
-/// This cluster's DR role.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub enum DrState {
-    #[default]
-    Disabled,
-    Primary(PrimaryState),
-    Secondary(SecondaryState),
-}
-
-impl DrState {
-    /// `disabled`, `primary` or `secondary`.
-    pub fn mode(&self) -> &'static str {
-        match self {
-            DrState::Disabled => "disabled",
-            DrState::Primary(_) => "primary",
-            DrState::Secondary(_) => "secondary",
-        }
-    }
 }
 
 /// A secondary's stream as seen by the primary node that serves it.
@@ -200,9 +153,7 @@ impl Core {
     /// Loads the DR role from storage (at unseal, after activation or promotion).
     pub(crate) async fn load_dr_state(&self) -> Result<DrState, CoreError> {
         let state = match self.barrier().get(STATE_PATH).await? {
-            Some(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("DR state: {e}")))?
-            }
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(ReplicationError::StateCorrupt)?,
             None => DrState::Disabled,
         };
         *self.dr().state.lock().await = state.clone();
@@ -211,10 +162,35 @@ impl Core {
 
     /// Persists and caches a new DR role; a secondary's running stream stops.
     pub(crate) async fn set_dr_state(&self, state: DrState) -> Result<u64, CoreError> {
-        let bytes = serde_json::to_vec(&state).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&state).map_err(ReplicationError::Encode)?;
         self.barrier().put(STATE_PATH, bytes).await?;
         *self.dr().state.lock().await = state;
         Ok(self.dr().bump())
+    }
+
+    /// Persists an accepted role change and performs its actions in order; the answer
+    /// carries the transition's warning.
+    pub(crate) async fn apply_transition(&self, transition: Transition) -> Result<Response, CoreError> {
+        self.set_dr_state(transition.next).await?;
+        for action in transition.actions {
+            match action {
+                RoleAction::InstallClusterTls => self.install_cluster_tls().await?,
+                RoleAction::ForgetAllProgress => self.dr().progress.lock().await.clear(),
+                RoleAction::ForgetProgress(id) => {
+                    self.dr().progress.lock().await.remove(&id);
+                }
+                RoleAction::ResetStream { state, connection } => self.reset_stream(state, connection).await,
+                RoleAction::ReloadTables => {
+                    if let Ok(state) = self.state().await {
+                        self.reload_tables(&state).await?;
+                    }
+                }
+            }
+        }
+        Ok(match transition.warning {
+            Some(warning) => Response::empty().with_warning(warning),
+            None => Response::empty(),
+        })
     }
 
     /// The DR mode string for health and status.

@@ -1,7 +1,6 @@
 //! The primary side: enabling, activation tokens, revocation, demotion, and the
 //! sync and stream answers served on the cluster port.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -9,7 +8,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{is_local, jwt, DrState, KnownSecondary, PrimaryState, SecondaryProgress, SecondaryState};
+use super::role::{behind_after_drain, Behind, PrimaryKeys};
+use super::{is_local, jwt, ReplicationError, SecondaryProgress};
 use crate::cluster::{IssuingCa, DR_SECONDARY_SUBJECT_PREFIX};
 use crate::core::{wrapping, Core, CoreError, Response, Unsealed};
 use crate::raft::{WalEntry, WalRead};
@@ -48,12 +48,13 @@ pub enum StreamReply {
     NotActive { active_cluster_addr: Option<String> },
 }
 
-fn valid_secondary_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+/// A new replication CA and token signing key for a primary of cluster `cluster_id`.
+pub(super) fn primary_keys(cluster_id: &str) -> Result<PrimaryKeys, ReplicationError> {
+    Ok(PrimaryKeys {
+        replication_ca: IssuingCa::generate(&format!("labnode-replication-ca-{cluster_id}"))
+            .map_err(ReplicationError::Tls)?,
+        jwt_key: jwt::generate_key()?,
+    })
 }
 
 impl Core {
@@ -70,34 +71,16 @@ impl Core {
         state: &Unsealed,
         primary_cluster_addr: Option<String>,
     ) -> Result<Response, CoreError> {
-        self.raft()
-            .ok_or_else(|| CoreError::invalid("DR replication requires raft storage"))?;
-        match self.dr().state().await {
-            DrState::Primary(_) => return Err(CoreError::invalid("this cluster is already a DR primary")),
-            DrState::Secondary(_) => {
-                return Err(CoreError::invalid(
-                    "this cluster is a DR secondary; promote it before enabling it as a primary",
-                ))
-            }
-            DrState::Disabled => {}
-        }
-        let primary = PrimaryState {
-            cluster_id: state.cluster.id.clone(),
-            primary_cluster_addr: primary_cluster_addr
-                .map(|a| a.split_once("://").map(|(_, r)| r.to_string()).unwrap_or(a))
-                .filter(|a| !a.is_empty())
-                .unwrap_or_else(|| self.info().cluster_addr.clone()),
-            replication_ca: IssuingCa::generate(&format!("labnode-replication-ca-{}", state.cluster.id))
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
-            jwt_key: jwt::generate_key().map_err(CoreError::Internal)?,
-            secondaries: BTreeMap::new(),
-        };
-        self.set_dr_state(DrState::Primary(primary)).await?;
-        self.install_cluster_tls().await?;
+        let cluster_id = &state.cluster.id;
+        let addr = super::role::primary_cluster_addr(primary_cluster_addr, &self.info().cluster_addr);
+        let transition =
+            self.dr()
+                .state()
+                .await
+                .enable_primary(self.raft().is_some(), cluster_id, addr, primary_keys)?;
+        let response = self.apply_transition(transition).await?;
         tracing::info!("DR replication enabled: this cluster is a DR primary");
-        Ok(Response::empty().with_warning(
-            "This cluster is being enabled as a primary for replication. Vault will be unavailable for a brief period and will resume service shortly.",
-        ))
+        Ok(response)
     }
 
     /// `dr/primary/secondary-token`: a wrapped, single-use activation token in JWT form.
@@ -107,25 +90,12 @@ impl Core {
         id: &str,
         ttl: Option<u64>,
     ) -> Result<Response, CoreError> {
-        let DrState::Primary(mut primary) = self.dr().state().await else {
-            return Err(CoreError::invalid(
-                "this cluster is not a DR primary; run sys/replication/dr/primary/enable first",
-            ));
-        };
-        if !valid_secondary_id(id) {
-            return Err(CoreError::invalid(
-                "id must be 1-128 letters, digits, '-', '_' or '.'",
-            ));
-        }
-        if primary.secondaries.get(id).is_some_and(|s| !s.revoked) {
-            return Err(CoreError::invalid(format!(
-                "a secondary with id \"{id}\" already exists; revoke it or pick another id"
-            )));
-        }
+        let current = self.dr().state().await;
+        let (primary, transition) = current.issue_secondary_token(id)?;
         let (client_cert, client_key) = primary
             .replication_ca
             .issue(&format!("{DR_SECONDARY_SUBJECT_PREFIX}{id}"), vec![])
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(ReplicationError::Tls)?;
         let cluster_ca = self.cluster_tls().await?.ca_pem;
         let data = json!({
             "ca_cert": cluster_ca,
@@ -151,7 +121,7 @@ impl Core {
         let mut info = wrapped
             .wrap_info
             .clone()
-            .ok_or_else(|| CoreError::Internal("wrapping produced no token".into()))?;
+            .ok_or(ReplicationError::NoWrappingToken)?;
         let now = Utc::now().timestamp();
         let claims = jwt::Claims {
             accessor: info.accessor.clone(),
@@ -162,15 +132,8 @@ impl Core {
             nbf: now - 5,
             token_type: "wrapping".into(),
         };
-        info.token = jwt::sign(&primary.jwt_key, &claims).map_err(CoreError::Internal)?;
-        primary.secondaries.insert(
-            id.to_string(),
-            KnownSecondary {
-                id: id.to_string(),
-                revoked: false,
-            },
-        );
-        self.set_dr_state(DrState::Primary(primary)).await?;
+        info.token = jwt::sign(&primary.jwt_key, &claims).map_err(ReplicationError::from)?;
+        self.apply_transition(transition).await?;
         Ok(Response {
             wrap_info: Some(info),
             ..Response::empty()
@@ -179,17 +142,8 @@ impl Core {
 
     /// `dr/primary/revoke-secondary`: the secondary's stream is refused from now on.
     pub async fn dr_revoke_secondary(&self, id: &str) -> Result<Response, CoreError> {
-        let DrState::Primary(mut primary) = self.dr().state().await else {
-            return Err(CoreError::invalid("this cluster is not a DR primary"));
-        };
-        let entry = primary
-            .secondaries
-            .get_mut(id)
-            .ok_or_else(|| CoreError::invalid(format!("no secondary with id \"{id}\"")))?;
-        entry.revoked = true;
-        self.set_dr_state(DrState::Primary(primary)).await?;
-        self.dr().progress.lock().await.remove(id);
-        Ok(Response::empty())
+        let transition = self.dr().state().await.revoke_secondary(id)?;
+        self.apply_transition(transition).await
     }
 
     /// `dr/primary/demote`: keep the data, become a secondary without a primary.
@@ -198,26 +152,22 @@ impl Core {
     /// serving clients and waits (up to [`DEMOTE_DRAIN`]) until every secondary that streamed
     /// recently has acknowledged its last WAL entry; one that does not is named in a warning.
     pub async fn dr_demote(&self) -> Result<Response, CoreError> {
-        let DrState::Primary(primary) = self.dr().state().await else {
-            return Err(CoreError::invalid("this cluster is not a DR primary"));
-        };
+        let transition = self.dr().state().await.demote()?;
         self.dr().demoting.store(true, Ordering::Release);
         let behind = self.drain_to_secondaries().await;
-        let demoted = self.become_demoted(primary).await;
+        let demoted = self.apply_transition(transition).await;
         self.dr().demoting.store(false, Ordering::Release);
         let mut response = demoted?;
-        for (id, acked, target) in behind {
-            response = response.with_warning(format!(
-                "secondary {id} acknowledged WAL {acked} of {target} before the demotion; \
-                 writes after {acked} are not on it"
-            ));
+        tracing::warn!("this cluster was demoted to a DR secondary");
+        for secondary in behind {
+            response = response.with_warning(secondary.warning());
         }
         Ok(response)
     }
 
     /// Waits until every live secondary acknowledged everything applied here; returns the
-    /// ones that did not, as `(id, acknowledged, target)`.
-    async fn drain_to_secondaries(&self) -> Vec<(String, u64, u64)> {
+    /// ones that did not.
+    async fn drain_to_secondaries(&self) -> Vec<Behind> {
         let target = self
             .raft()
             .and_then(|r| r.status().ok())
@@ -226,15 +176,7 @@ impl Core {
         let deadline = Instant::now() + DEMOTE_DRAIN;
         loop {
             let live_since = Utc::now() - chrono::Duration::from_std(DEMOTE_DRAIN).unwrap_or_default();
-            let behind: Vec<(String, u64, u64)> = self
-                .dr()
-                .progress
-                .lock()
-                .await
-                .iter()
-                .filter(|(_, p)| p.last_heartbeat > live_since && p.last_ack < target)
-                .map(|(id, p)| (id.clone(), p.last_ack, target))
-                .collect();
+            let behind = behind_after_drain(&*self.dr().progress.lock().await, target, live_since);
             if behind.is_empty() || Instant::now() >= deadline {
                 return behind;
             }
@@ -242,58 +184,17 @@ impl Core {
         }
     }
 
-    /// Persists the secondary role without a primary, keeping the data and cluster id.
-    async fn become_demoted(&self, primary: PrimaryState) -> Result<Response, CoreError> {
-        let secondary = SecondaryState {
-            cluster_id: primary.cluster_id,
-            secondary_id: String::new(),
-            primary_cluster_addr: String::new(),
-            primary_api_addr: String::new(),
-            known_primary_cluster_addrs: vec![],
-            ca_pem: String::new(),
-            client_cert_pem: String::new(),
-            client_key_pem: String::new(),
-        };
-        self.set_dr_state(DrState::Secondary(secondary)).await?;
-        self.install_cluster_tls().await?;
-        tracing::warn!("this cluster was demoted to a DR secondary");
-        Ok(Response::empty().with_warning(
-            "This cluster is being demoted to a replication secondary. Vault will be unavailable for a brief period and will resume service shortly.",
-        ))
-    }
-
     /// `dr/primary/disable`: stop being a primary; secondaries are cut off.
     pub async fn dr_primary_disable(&self) -> Result<Response, CoreError> {
-        if !matches!(self.dr().state().await, DrState::Primary(_)) {
-            return Err(CoreError::invalid("this cluster is not a DR primary"));
-        }
-        self.set_dr_state(DrState::Disabled).await?;
-        self.install_cluster_tls().await?;
-        self.dr().progress.lock().await.clear();
-        Ok(Response::empty().with_warning(
-            "This cluster is having replication disabled. Vault will be unavailable for a brief period and will resume service shortly.",
-        ))
-    }
-
-    async fn check_secondary(&self, id: &str) -> Result<(), CoreError> {
-        match self.dr().state().await {
-            DrState::Primary(p) if p.secondaries.get(id).is_some_and(|s| !s.revoked) => Ok(()),
-            DrState::Primary(_) => Err(CoreError::Forbidden(format!(
-                "secondary \"{id}\" is unknown or revoked"
-            ))),
-            _ => Err(CoreError::Forbidden("this cluster is not a DR primary".into())),
-        }
+        let transition = self.dr().state().await.disable_primary()?;
+        self.apply_transition(transition).await
     }
 
     /// The full copy a secondary starts from.
     pub async fn dr_sync(&self, secondary_id: &str) -> Result<SyncReply, CoreError> {
-        self.check_secondary(secondary_id).await?;
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        let (pairs, index) = raft
-            .export_data()
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.dr().state().await.check_stream_peer(secondary_id)?;
+        let raft = self.raft().ok_or(ReplicationError::RaftNotInUse)?;
+        let (pairs, index) = raft.export_data().map_err(ReplicationError::Raft)?;
         let pairs = pairs.into_iter().filter(|(k, _)| !is_local(k)).collect();
         let root_key = self.barrier().root_key().await?.to_vec();
         tracing::info!(secondary = %secondary_id, index, "sending a full copy to a DR secondary");
@@ -308,10 +209,8 @@ impl Core {
     /// The applied entries after `after`, waiting briefly for new ones; also records
     /// the secondary's acknowledgement (it has applied everything up to `after`).
     pub async fn dr_stream(&self, secondary_id: &str, after: u64) -> Result<StreamReply, CoreError> {
-        self.check_secondary(secondary_id).await?;
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
+        self.dr().state().await.check_stream_peer(secondary_id)?;
+        let raft = self.raft().ok_or(ReplicationError::RaftNotInUse)?;
         if !self.is_active() {
             let leader = raft.status().ok().and_then(|s| s.leader).map(|l| l.cluster_addr);
             return Ok(StreamReply::NotActive {
@@ -329,7 +228,7 @@ impl Core {
         loop {
             match raft
                 .wal_after(after, STREAM_BATCH)
-                .map_err(|e| CoreError::Internal(e.to_string()))?
+                .map_err(ReplicationError::Raft)?
             {
                 WalRead::Compacted => return Ok(StreamReply::Compacted),
                 WalRead::Entries(entries) if !entries.is_empty() || Instant::now() >= deadline => {

@@ -5,143 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::primary::{StreamReply, SyncReply};
+use super::client::{activate, fetch, replication_client};
+use super::primary::{primary_keys, StreamReply, SyncReply};
+use super::role::{merge_addrs, UpdatePrimary};
 use super::{
-    is_local, jwt, touches_local, DrState, PrimaryState, SecondaryState, OP_TOKEN_PREFIX, REMOTE_WAL_PATH,
+    is_local, touches_local, DrState, ReplicationError, SecondaryState, OP_TOKEN_PREFIX, REMOTE_WAL_PATH,
 };
-use crate::cluster::{ClusterTls, IssuingCa};
 use crate::core::tokens::random_base62;
 use crate::core::{Core, CoreError, Request, Response};
 use crate::storage::WriteOp;
 
 /// Pause after a failed stream round before trying again (and the next primary address).
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
-
-/// The activation token's content, after the primary unwrapped it for us.
-struct Activation {
-    state: SecondaryState,
-}
-
-fn activation_client(ca_file: Option<&str>) -> Result<reqwest::Client, CoreError> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30));
-    if let Some(path) = ca_file.filter(|p| !p.is_empty()) {
-        let pem = std::fs::read(path).map_err(|e| CoreError::invalid(format!("ca_file {path}: {e}")))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| CoreError::invalid(format!("ca_file {path}: {e}")))?;
-        builder = builder.add_root_certificate(cert);
-    }
-    builder.build().map_err(|e| CoreError::Internal(e.to_string()))
-}
-
-/// Unwraps the activation token at the primary (which also makes it unusable).
-async fn activate(
-    token: &str,
-    primary_api_addr: Option<&str>,
-    ca_file: Option<&str>,
-) -> Result<Activation, CoreError> {
-    let claims = jwt::claims_unverified(token).ok_or_else(|| {
-        CoreError::invalid("the secondary activation token is not a valid token (expected a JWT)")
-    })?;
-    if claims.exp <= Utc::now().timestamp() {
-        return Err(CoreError::invalid(
-            "the secondary activation token has expired; create a new one on the primary",
-        ));
-    }
-    let addr = primary_api_addr
-        .filter(|a| !a.is_empty())
-        .unwrap_or(&claims.addr)
-        .trim_end_matches('/')
-        .to_string();
-    let resp = activation_client(ca_file)?
-        .put(format!("{addr}/v1/sys/wrapping/unwrap"))
-        .header("X-Vault-Token", token)
-        .send()
-        .await
-        .map_err(|e| CoreError::invalid(format!("error contacting the primary at {addr}: {e}")))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        return Err(CoreError::invalid(format!(
-            "error unwrapping the secondary activation token at {addr}: {}",
-            body["errors"]
-                .as_array()
-                .and_then(|e| e.first())
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error")
-        )));
-    }
-    let data = &body["data"];
-    let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
-    let primary_cluster_addr = text("primary_cluster_addr");
-    let primary_cluster_addr = primary_cluster_addr
-        .split_once("://")
-        .map(|(_, r)| r.to_string())
-        .unwrap_or(primary_cluster_addr);
-    let mut known: Vec<String> = data["primary_cluster_addrs"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default();
-    if !known.contains(&primary_cluster_addr) {
-        known.insert(0, primary_cluster_addr.clone());
-    }
-    Ok(Activation {
-        state: SecondaryState {
-            cluster_id: text("cluster_id"),
-            secondary_id: text("id"),
-            primary_cluster_addr,
-            primary_api_addr: addr,
-            known_primary_cluster_addrs: known,
-            ca_pem: text("ca_cert"),
-            client_cert_pem: text("client_cert"),
-            client_key_pem: text("client_key"),
-        },
-    })
-}
-
-fn replication_client(state: &SecondaryState) -> Result<reqwest::Client, CoreError> {
-    let tls = ClusterTls {
-        ca_pem: state.ca_pem.clone(),
-        cert_pem: state.client_cert_pem.clone(),
-        key_pem: state.client_key_pem.clone(),
-    };
-    reqwest::Client::builder()
-        .use_preconfigured_tls(
-            tls.client_config()
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
-        )
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| CoreError::Internal(e.to_string()))
-}
-
-async fn fetch<T: serde::de::DeserializeOwned>(
-    client: &reqwest::Client,
-    url: String,
-) -> Result<T, CoreError> {
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| CoreError::Unavailable(format!("{url}: {e}")))?;
-    let status = resp.status();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| CoreError::Unavailable(format!("{url}: {e}")))?;
-    if !status.is_success() {
-        return Err(CoreError::Unavailable(format!(
-            "{url}: {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        )));
-    }
-    postcard::from_bytes(&bytes).map_err(|e| CoreError::Internal(format!("{url}: malformed answer: {e}")))
-}
 
 fn op_token_key(token: &str) -> String {
     format!(
@@ -158,26 +35,10 @@ impl Core {
         primary_api_addr: Option<&str>,
         ca_file: Option<&str>,
     ) -> Result<Response, CoreError> {
-        self.raft()
-            .ok_or_else(|| CoreError::invalid("DR replication requires raft storage"))?;
-        match self.dr().state().await {
-            DrState::Primary(_) => {
-                return Err(CoreError::invalid(
-                    "this cluster is a DR primary; it cannot become a secondary",
-                ))
-            }
-            DrState::Secondary(_) => {
-                return Err(CoreError::invalid(
-                    "this cluster is already a DR secondary; use update-primary to change primaries",
-                ))
-            }
-            DrState::Disabled => {}
-        }
-        let activation = activate(token, primary_api_addr, ca_file).await?;
-        self.adopt_primary(activation.state).await?;
-        Ok(Response::empty().with_warning(
-            "Vault has successfully found secondary information; it may take a while to perform setup tasks. Vault will be unavailable until these tasks and initial sync complete.",
-        ))
+        self.dr().state().await.enable_secondary(self.raft().is_some())?;
+        let secondary = activate(token, primary_api_addr, ca_file).await?;
+        self.adopt_primary(secondary).await?;
+        Ok(Response::empty().with_warning(super::role::ENABLE_SECONDARY_WARNING))
     }
 
     /// `dr/secondary/update-primary`: follow a new primary (a fresh token from it), or
@@ -188,19 +49,14 @@ impl Core {
         primary_api_addr: Option<&str>,
         ca_file: Option<&str>,
     ) -> Result<Response, CoreError> {
-        let DrState::Secondary(mut current) = self.dr().state().await else {
-            return Err(CoreError::invalid("this cluster is not a DR secondary"));
-        };
-        if token.is_empty() {
-            current.primary_cluster_addr.clear();
-            current.known_primary_cluster_addrs.clear();
-            self.set_dr_state(DrState::Secondary(current)).await?;
-            self.reset_stream("idle", "idle").await;
-            return Ok(Response::empty());
+        match self.dr().state().await.update_primary(!token.is_empty())? {
+            UpdatePrimary::Forget(transition) => self.apply_transition(*transition).await,
+            UpdatePrimary::Follow => {
+                let secondary = activate(token, primary_api_addr, ca_file).await?;
+                self.adopt_primary(secondary).await?;
+                Ok(Response::empty())
+            }
         }
-        let activation = activate(token, primary_api_addr, ca_file).await?;
-        self.adopt_primary(activation.state).await?;
-        Ok(Response::empty())
     }
 
     /// Takes a full copy from the primary, switches to its keys, records the secondary
@@ -217,7 +73,7 @@ impl Core {
         let index = reply.index;
         self.apply_full_copy(&reply).await?;
         self.barrier().adopt_root_key(&reply.root_key).await?;
-        let tls_bytes = serde_json::to_vec(&cluster_tls).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let tls_bytes = serde_json::to_vec(&cluster_tls).map_err(ReplicationError::Encode)?;
         self.barrier()
             .put(crate::core::CLUSTER_TLS_PATH, tls_bytes)
             .await?;
@@ -234,12 +90,8 @@ impl Core {
     /// Replaces every replicated key with the primary's, keeping local keys, atomically.
     async fn apply_full_copy(&self, reply: &SyncReply) -> Result<(), CoreError> {
         let physical = self.barrier().physical().clone();
-        let raft = self
-            .raft()
-            .ok_or_else(|| CoreError::invalid("raft storage is not in use"))?;
-        let (current, _) = raft
-            .export_data()
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let raft = self.raft().ok_or(ReplicationError::RaftNotInUse)?;
+        let (current, _) = raft.export_data().map_err(ReplicationError::Raft)?;
         let mut ops = vec![WriteOp::DeletePrefix {
             prefix: String::new(),
         }];
@@ -305,7 +157,7 @@ impl Core {
         Ok(())
     }
 
-    async fn reset_stream(&self, state: &'static str, connection: &'static str) {
+    pub(super) async fn reset_stream(&self, state: &'static str, connection: &'static str) {
         let mut stream = self.dr().stream.lock().await;
         stream.state = state;
         stream.connection_state = connection;
@@ -454,7 +306,7 @@ impl Core {
                     updated.known_primary_cluster_addrs =
                         merge_addrs(&secondary.primary_cluster_addr, &primary_cluster_addrs);
                     let bytes = serde_json::to_vec(&DrState::Secondary(updated.clone()))
-                        .map_err(|e| CoreError::Internal(e.to_string()))?;
+                        .map_err(ReplicationError::Encode)?;
                     self.barrier().put(super::STATE_PATH, bytes).await?;
                     *self.dr().state.lock().await = DrState::Secondary(updated);
                 }
@@ -466,12 +318,7 @@ impl Core {
     /// Accepts a DR operation token for `path`: one minted here by the OTP flow, or a
     /// (batch) token from the primary whose policies grant `update` on `path`.
     pub async fn check_dr_operation_token(&self, token: &str, path: &str) -> Result<(), CoreError> {
-        if !matches!(self.dr().state().await, DrState::Secondary(_)) {
-            return Err(CoreError::invalid("this cluster is not a DR secondary"));
-        }
-        if token.is_empty() {
-            return Err(CoreError::invalid("dr_operation_token is required"));
-        }
+        self.dr().state().await.check_operation_token(token)?;
         if self.barrier().get(&op_token_key(token)).await?.is_some() {
             return Ok(());
         }
@@ -480,14 +327,15 @@ impl Core {
             .tokens
             .lookup(token)
             .await?
-            .ok_or_else(|| CoreError::invalid("invalid DR operation token"))?;
+            .ok_or(ReplicationError::InvalidOperationToken)?;
         state.policies.clear_cache().await;
         let mut req = Request::new(crate::core::Operation::Update, path);
         req.client_token = Some(token.to_string());
         state.policies.authorize(&entry, &req).await.map_err(|_| {
-            CoreError::invalid(format!(
-                "the DR operation token's policies do not allow update on {path}"
-            ))
+            ReplicationError::OperationTokenNotAllowed {
+                path: path.to_string(),
+            }
+            .into()
         })
     }
 
@@ -509,39 +357,10 @@ impl Core {
     /// `dr/secondary/promote`: this cluster becomes the DR primary with all replicated
     /// data and tokens.
     pub async fn dr_promote(&self, primary_cluster_addr: Option<String>) -> Result<Response, CoreError> {
-        let DrState::Secondary(secondary) = self.dr().state().await else {
-            return Err(CoreError::invalid("this cluster is not a DR secondary"));
-        };
-        let primary = PrimaryState {
-            cluster_id: secondary.cluster_id.clone(),
-            primary_cluster_addr: primary_cluster_addr
-                .map(|a| a.split_once("://").map(|(_, r)| r.to_string()).unwrap_or(a))
-                .filter(|a| !a.is_empty())
-                .unwrap_or_else(|| self.info().cluster_addr.clone()),
-            replication_ca: IssuingCa::generate(&format!("labnode-replication-ca-{}", secondary.cluster_id))
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
-            jwt_key: jwt::generate_key().map_err(CoreError::Internal)?,
-            secondaries: Default::default(),
-        };
-        self.set_dr_state(DrState::Primary(primary)).await?;
-        self.install_cluster_tls().await?;
-        if let Ok(state) = self.state().await {
-            self.reload_tables(&state).await?;
-        }
-        self.reset_stream("idle", "shutdown").await;
+        let addr = super::role::primary_cluster_addr(primary_cluster_addr, &self.info().cluster_addr);
+        let transition = self.dr().state().await.promote(addr, primary_keys)?;
+        let response = self.apply_transition(transition).await?;
         tracing::warn!("this cluster was promoted to DR primary");
-        Ok(Response::empty().with_warning(
-            "This cluster is being promoted to a replication primary. Vault will be unavailable for a brief period and will resume service shortly.",
-        ))
+        Ok(response)
     }
-}
-
-fn merge_addrs(first: &str, rest: &[String]) -> Vec<String> {
-    let mut out = vec![first.to_string()];
-    for a in rest {
-        if !out.contains(a) {
-            out.push(a.clone());
-        }
-    }
-    out
 }

@@ -15,9 +15,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
-    /// The share set cannot be combined (too few, duplicate, or mismatched lengths).
+    #[error("no key shares given")]
+    NoShares,
+    /// A share is not in the sharing scheme's encoding.
+    #[error("invalid key share: {0}")]
+    MalformedShare(&'static str),
+    /// The share set cannot be combined (too few, duplicate, or mismatched lengths);
+    /// the sharing crate explains why only in words.
     #[error("{0}")]
-    InvalidShares(String),
+    Unrecoverable(String),
     /// secret_shares / secret_threshold out of range.
     #[error("{0}")]
     InvalidConfig(String),

@@ -20,21 +20,21 @@ pub fn split(secret: &[u8], shares: u8, threshold: u8) -> Vec<Vec<u8>> {
 }
 
 /// Recombines shares; `threshold` shares must be given, all distinct.
-pub fn combine(parts: &[Vec<u8>], threshold: u8) -> Result<Vec<u8>, SealError> {
+pub fn combine<S: AsRef<[u8]>>(parts: &[S], threshold: u8) -> Result<Vec<u8>, SealError> {
     if threshold == 1 {
         return parts
             .first()
-            .cloned()
-            .ok_or_else(|| SealError::InvalidShares("no key shares given".into()));
+            .map(|p| p.as_ref().to_vec())
+            .ok_or(SealError::NoShares);
     }
     let shares = parts
         .iter()
-        .map(|p| Share::try_from(p.as_slice()))
+        .map(|p| Share::try_from(p.as_ref()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SealError::InvalidShares(format!("invalid key share: {e}")))?;
+        .map_err(SealError::MalformedShare)?;
     Sharks(threshold)
         .recover(shares.iter())
-        .map_err(|e| SealError::InvalidShares(e.to_string()))
+        .map_err(|e| SealError::Unrecoverable(e.to_string()))
 }
 
 #[cfg(test)]
@@ -52,6 +52,20 @@ mod tests {
             secret
         );
         assert_ne!(combine(&parts[..2], 2).unwrap(), secret);
+    }
+
+    #[test]
+    fn shares_that_cannot_combine_say_why() {
+        let none: [Vec<u8>; 0] = [];
+        let err = combine(&none, 1).unwrap_err();
+        assert!(matches!(err, SealError::NoShares));
+        assert_eq!(err.to_string(), "no key shares given");
+        let err = combine(&[vec![1u8]], 2).unwrap_err();
+        assert!(matches!(err, SealError::MalformedShare(_)));
+        assert!(err.to_string().starts_with("invalid key share: "));
+        let parts = split(&[9u8; 16], 3, 3);
+        let err = combine(&parts[..2], 3).unwrap_err();
+        assert!(matches!(err, SealError::Unrecoverable(_)));
     }
 
     #[test]

@@ -261,11 +261,11 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     if let (Some(raft), Some(cluster_listener)) = (&raft, cluster_listener) {
         let app = raft
             .cluster_router()
-            .merge(crate::replication::routes::router(core.clone()))
+            .merge(crate::http::replication::router(core.clone()))
             .merge(crate::http::cluster::internal_router(core.clone()))
             .merge(api.clone())
             .layer(axum::middleware::from_fn(
-                crate::replication::routes::require_member,
+                crate::http::replication::require_member,
             ));
         tokio::spawn(crate::cluster::serve(
             cluster_listener,
