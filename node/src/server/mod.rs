@@ -38,12 +38,57 @@ pub struct ServerOptions {
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    #[error("{0}")]
-    Startup(String),
-}
-
-fn startup(msg: impl Into<String>) -> ServerError {
-    ServerError::Startup(msg.into())
+    #[error("listener address {0:?} is not host:port")]
+    ListenerAddress(String),
+    #[error(
+        "listener {0}: TLS is enabled (tls_disable is false) but tls_cert_file and tls_key_file are not set; \
+         set both, or set tls_disable = true"
+    )]
+    ListenerTlsFiles(String),
+    #[error("listener {address}: {source}")]
+    ListenerTls {
+        address: String,
+        #[source]
+        source: crate::cluster::TlsError,
+    },
+    #[error("creating {}: {source}", path.display())]
+    CreateDataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing {}: {source}", path.display())]
+    WriteNodeId {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to listen on {what} address {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("seal \"awskms\": {0}")]
+    Kms(#[source] crate::seal::KmsError),
+    #[error("seal \"awskms\" needs storage \"raft\" in labnode")]
+    KmsNeedsRaft,
+    #[error("opening raft storage at {}: {source}", path.display())]
+    OpenRaft {
+        path: PathBuf,
+        #[source]
+        source: crate::raft::RaftError,
+    },
+    #[error("API listener failed: {0}")]
+    Serve(#[source] std::io::Error),
+    /// A `-dev` setup step (`init`, `unseal`, `mount`) failed.
+    #[error("dev {step}: {source}")]
+    DevSetup {
+        step: &'static str,
+        #[source]
+        source: crate::core::CoreError,
+    },
 }
 
 fn dev_config(opts: &ServerOptions) -> Config {
@@ -100,12 +145,10 @@ fn cluster_bind(listener: &ListenerConfig) -> Result<String, ServerError> {
     if let Some(addr) = &listener.cluster_address {
         return Ok(addr.clone());
     }
-    let addr: SocketAddr = listener.address.parse().map_err(|_| {
-        startup(format!(
-            "listener address {:?} is not host:port",
-            listener.address
-        ))
-    })?;
+    let addr: SocketAddr = listener
+        .address
+        .parse()
+        .map_err(|_| ServerError::ListenerAddress(listener.address.clone()))?;
     Ok(SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)).to_string())
 }
 
@@ -115,11 +158,7 @@ fn listener_tls(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, Server
         return Ok(None);
     }
     let (Some(cert), Some(key)) = (&listener.tls_cert_file, &listener.tls_key_file) else {
-        return Err(startup(format!(
-            "listener {}: TLS is enabled (tls_disable is false) but tls_cert_file and tls_key_file are not set; \
-             set both, or set tls_disable = true",
-            listener.address
-        )));
+        return Err(ServerError::ListenerTlsFiles(listener.address.clone()));
     };
     let config = crate::cluster::load_listener_tls(
         cert,
@@ -128,7 +167,10 @@ fn listener_tls(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, Server
         listener.tls_require_and_verify_client_cert,
         &listener.tls_min_version,
     )
-    .map_err(|e| startup(format!("listener {}: {e}", listener.address)))?;
+    .map_err(|source| ServerError::ListenerTls {
+        address: listener.address.clone(),
+        source,
+    })?;
     Ok(Some(TlsAcceptor::from(config)))
 }
 
@@ -142,15 +184,20 @@ fn node_id(configured: Option<&str>, path: &Path) -> Result<String, ServerError>
         return Ok(id.trim().to_string());
     }
     let id = uuid::Uuid::new_v4().to_string();
-    std::fs::create_dir_all(path).map_err(|e| startup(format!("creating {}: {e}", path.display())))?;
-    std::fs::write(&file, &id).map_err(|e| startup(format!("writing {}: {e}", file.display())))?;
+    std::fs::create_dir_all(path).map_err(|source| ServerError::CreateDataDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::write(&file, &id).map_err(|source| ServerError::WriteNodeId { path: file, source })?;
     Ok(id)
 }
 
-async fn bind(addr: &str, what: &str) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| startup(format!("failed to listen on {what} address {addr}: {e}")))
+async fn bind(addr: &str, what: &'static str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 /// Runs a node until it receives SIGINT or SIGTERM.
@@ -173,14 +220,14 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         SealConfig::AwsKms(kms) => Some(
             crate::seal::AwsKms::connect(kms)
                 .await
-                .map_err(|e| startup(format!("seal \"awskms\": {e}")))?,
+                .map_err(ServerError::Kms)?,
         ),
         SealConfig::Shamir => None,
     };
     let disabled = matches!(&config.seal, SealConfig::AwsKms(k) if k.disabled);
     let (auto_seal, migrate_from) = if disabled { (None, kms) } else { (kms, None) };
     if auto_seal.is_some() && matches!(config.storage, StorageConfig::Inmem) {
-        return Err(startup("seal \"awskms\" needs storage \"raft\" in labnode"));
+        return Err(ServerError::KmsNeedsRaft);
     }
     let listener = config.listeners.first().cloned().unwrap_or_default();
     let api_tls = listener_tls(&listener)?;
@@ -211,7 +258,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
                 transport: transport.clone(),
             })
             .await
-            .map_err(|e| startup(format!("opening raft storage at {}: {e}", rc.path.display())))?;
+            .map_err(|source| ServerError::OpenRaft {
+                path: rc.path.clone(),
+                source,
+            })?;
             let info = NodeInfo {
                 api_addr: api_addr.clone(),
                 cluster_addr: cluster_addr.clone(),
@@ -313,7 +363,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         }
     };
     tokio::select! {
-        result = serve_api => result.map_err(|e| startup(format!("API listener failed: {e}")))?,
+        result = serve_api => result.map_err(ServerError::Serve)?,
         _ = &mut shutdown => tracing::info!("shutdown requested"),
     }
     let _ = stop_tx.send(true);
@@ -336,16 +386,20 @@ async fn dev_setup(core: &Arc<Core>, root_token_id: &str) -> Result<(), ServerEr
             Some(root_token_id.to_string()),
         )
         .await
-        .map_err(|e| startup(format!("dev init: {e}")))?;
+        .map_err(|source| ServerError::DevSetup { step: "init", source })?;
     core.unseal(init.keys.first().map(String::as_str), false, false)
         .await
-        .map_err(|e| startup(format!("dev unseal: {e}")))?;
+        .map_err(|source| ServerError::DevSetup {
+            step: "unseal",
+            source,
+        })?;
     let mount = Request::new(Operation::Update, "sys/mounts/secret")
         .with_token(init.root_token.clone())
         .with_data(json!({ "type": "kv", "options": { "version": "2" } }));
-    core.handle(mount)
-        .await
-        .map_err(|e| startup(format!("dev mount: {e}")))?;
+    core.handle(mount).await.map_err(|source| ServerError::DevSetup {
+        step: "mount",
+        source,
+    })?;
     println!(
         "WARNING! dev mode is enabled! In this mode, labnode runs entirely in-memory\nand starts unsealed with a single unseal key. The root token is already\nauthenticated to the CLI, so you can immediately begin using it.\n\nYou may need to set the following environment variables:\n\n    $ export VAULT_ADDR='{}'\n\nThe unseal key and root token are displayed below in case you want to\nseal/unseal the Vault or re-authenticate.\n\nUnseal Key: {}\nRoot Token: {}\n\nDevelopment mode should NOT be used in production installations!\n",
         core.info().api_addr,
