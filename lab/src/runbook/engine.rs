@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::format::{Action, AssertKind, CanaryAction, FaultKind, Mark, Runbook, Step, WaitKind};
 use super::split_words;
 use crate::api::{Health, NodeClient};
-use crate::bringup::Bringup;
 use crate::canary::{self, Canary, CanaryConfig, CanaryLog, Verification};
+use crate::fault::{self, Fault, FaultOutcome};
 use crate::provider::Provider;
 use crate::report::{Assertion, ClusterEvidence, DrillReport, Evidence, Journal, Measurements, StepResult};
 use crate::state::{LabHome, State, Target};
@@ -23,8 +23,6 @@ use crate::state::{LabHome, State, Target};
 const POLL: Duration = Duration::from_millis(200);
 /// How often a wait prints the canary's progress.
 const LIVE_EVERY: Duration = Duration::from_secs(2);
-/// Grace period of a `stop` fault.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Health checks during drills must not hang on a dying node.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -282,53 +280,35 @@ impl<'a> Engine<'a> {
     }
 
     fn fault(&mut self, kind: FaultKind, target: &str, unseal: bool) -> StepOutcome {
+        let fault = match kind {
+            FaultKind::Kill => Fault::Kill,
+            FaultKind::Stop => Fault::Stop,
+            FaultKind::Start => Fault::Start { unseal },
+            FaultKind::Partition => Fault::Partition,
+            FaultKind::Heal => Fault::Heal,
+        };
         let nodes = self.fault_targets(target)?;
         let mut done = Vec::new();
         for (c, n) in nodes {
             let name = self.state.qualified(c, n);
-            match kind {
-                FaultKind::Start => {
-                    let mut progress = |line: &str| eprintln!("           {line}");
-                    Bringup {
-                        home: self.home,
-                        provider: self.provider,
-                        progress: &mut progress,
-                    }
-                    .restart(&mut self.state, c, n, unseal)
-                    .map_err(|e| e.to_string())?;
-                    done.push(format!("started {name}"));
-                }
-                FaultKind::Partition | FaultKind::Heal => {
-                    let cut = kind == FaultKind::Partition;
-                    let node = &self.state.clusters[c].nodes[n];
-                    crate::host::set_partition(self.provider.host(node).as_ref(), &node.data, cut)
-                        .map_err(|e| e.to_string())?;
-                    done.push(format!("{} {name}", if cut { "partitioned" } else { "healed" }));
-                }
-                FaultKind::Kill | FaultKind::Stop => {
-                    let Some(process) = self.state.clusters[c].nodes[n].process.take() else {
-                        done.push(format!("{name} already down"));
-                        continue;
-                    };
-                    let host = self.provider.host(&self.state.clusters[c].nodes[n]);
-                    if kind == FaultKind::Kill {
-                        host.kill(&process)
-                    } else {
-                        host.stop(&process, STOP_GRACE)
-                    }
-                    .map_err(|e| e.to_string())?;
-                    self.home.save(&self.state).map_err(|e| e.to_string())?;
-                    done.push(format!(
-                        "{} {name} (pid {})",
-                        if kind == FaultKind::Kill {
-                            "killed"
-                        } else {
-                            "stopped"
-                        },
-                        process.pid
-                    ));
-                }
-            }
+            let mut progress = |line: &str| eprintln!("           {line}");
+            let outcome = fault::inject(
+                self.home,
+                self.provider,
+                &mut self.state,
+                (c, n),
+                fault,
+                &mut progress,
+            )
+            .map_err(|e| e.to_string())?;
+            done.push(match outcome {
+                FaultOutcome::Started => format!("started {name}"),
+                FaultOutcome::Partitioned => format!("partitioned {name}"),
+                FaultOutcome::Healed => format!("healed {name}"),
+                FaultOutcome::AlreadyDown => format!("{name} already down"),
+                FaultOutcome::Killed { pid } => format!("killed {name} (pid {pid})"),
+                FaultOutcome::Stopped { pid } => format!("stopped {name} (pid {pid})"),
+            });
         }
         Ok(done.join(", "))
     }
