@@ -51,9 +51,6 @@ pub enum LabError {
     /// `lab practice`.
     #[error(transparent)]
     Practice(#[from] practice::PracticeError),
-    /// Flags that commands resolve themselves (`practice start --provider ...`).
-    #[error(transparent)]
-    Cli(#[from] cli::CliError),
     /// Bring-up of a node.
     #[error(transparent)]
     Bringup(#[from] bringup::BringupError),
