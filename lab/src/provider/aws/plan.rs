@@ -284,7 +284,52 @@ fn node_addresses(cidr: &str, name: &str, count: usize) -> Result<Vec<Ipv4Addr>,
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::provider::aws::AwsOptions;
+    use crate::provider::LocalProvider;
+    use crate::state::LabHome;
+
+    #[test]
+    fn the_plan_carries_each_node_address_that_provision_launches_it_at() {
+        let provider = AwsProvider::new(
+            LocalProvider::new(PathBuf::from("labnode")),
+            &LabHome::new(PathBuf::from("/lab")),
+            AwsOptions {
+                reach: Reach::Private,
+                ..AwsOptions::default()
+            },
+        );
+        let mut ec2 = Ec2Plan::Create(Box::new(NewMachines {
+            name: "demo".into(),
+            region: "eu-west-1".into(),
+            subnet_id: "subnet-1".into(),
+            vpc_id: "vpc-1".into(),
+            cidr: "10.0.1.0/24".into(),
+            ami: "ami-1".into(),
+            root_device: "/dev/xvda".into(),
+            private_ips: HashMap::new(),
+        }));
+        let topology = Topology::load("dr", None).unwrap();
+        let clusters = provider.plan_clusters(&topology, &mut ec2).unwrap();
+        let Ec2Plan::Create(machines) = &ec2 else {
+            panic!("not a plan of new machines");
+        };
+        assert_eq!(machines.private_ips.len(), 2 * 3);
+        for cluster in &clusters {
+            for node in &cluster.nodes {
+                let ip = &machines.private_ips[&format!("{}/{}", cluster.name, node.state.name)];
+                assert_eq!(
+                    node.state.api_addr,
+                    format!("http://{ip}:{}", node.state.api_port)
+                );
+                let kms = node.context.seal.awskms.as_ref().unwrap();
+                assert_eq!(kms.kms_key_id, format!("alias/lab-demo-{}", cluster.name));
+            }
+        }
+        assert_eq!(machines.private_ips["primary/node-a"], "10.0.1.11");
+    }
 
     #[test]
     fn node_addresses_start_at_host_11_or_at_a_name_derived_offset() {
