@@ -228,7 +228,7 @@ pub enum RawCommand {
     Practice {
         /// The practice command.
         #[command(subcommand)]
-        action: PracticeAction,
+        action: PracticeArgs,
     },
     /// Stop every node and remove data (logs are kept); idempotent.
     Down {
@@ -245,6 +245,58 @@ pub enum RawCommand {
         #[arg(long)]
         endpoint: Option<String>,
     },
+}
+
+/// `lab practice ...`, as typed.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PracticeArgs {
+    /// List the exercises.
+    List,
+    /// Bring up an exercise's lab, prepare it, print the task and start the timer.
+    Start {
+        /// A built-in exercise name (see `list`) or an exercise TOML file.
+        #[arg(value_name = "NAME")]
+        exercise: String,
+        /// API port of the first node (as `lab up --base-port`).
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Where the exercise's lab runs (as `lab up`).
+        #[command(flatten)]
+        provider: ProviderArgs,
+    },
+    /// Grade the lab: pass or fail per check, and the time taken so far.
+    Check,
+    /// Show the next hint.
+    Hint,
+    /// Tear the exercise's lab down and start it again (timer and hints too).
+    Reset,
+    /// Print the scripted solution.
+    Solution {
+        /// Also run it against the lab.
+        #[arg(long)]
+        run: bool,
+    },
+}
+
+impl PracticeArgs {
+    fn resolve(self) -> Result<PracticeAction, CliError> {
+        Ok(match self {
+            PracticeArgs::List => PracticeAction::List,
+            PracticeArgs::Start {
+                exercise,
+                base_port,
+                provider,
+            } => PracticeAction::Start {
+                exercise,
+                base_port,
+                provider: provider.choice()?,
+            },
+            PracticeArgs::Check => PracticeAction::Check,
+            PracticeArgs::Hint => PracticeAction::Hint,
+            PracticeArgs::Reset => PracticeAction::Reset,
+            PracticeArgs::Solution { run } => PracticeAction::Solution { run },
+        })
+    }
 }
 
 /// `lab fault ...`.
@@ -502,7 +554,7 @@ impl RawArgs {
                     provider,
                 }
             }
-            RawCommand::Practice { action } => Command::Practice(action),
+            RawCommand::Practice { action } => Command::Practice(action.resolve()?),
             RawCommand::Down {
                 purge,
                 sweep,

@@ -2,21 +2,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use std::time::Duration;
 
-use crate::bringup::Bringup;
 use crate::cli::{Command, FaultAction, Settings};
-use crate::provider::{self, AwsProvider, LocalProvider, Provider, ProviderChoice};
+use crate::fault::{self, Fault, FaultOutcome};
+use crate::lifecycle;
+use crate::provider::{self, LocalProvider, Provider, ProviderChoice};
 use crate::render::Renderer;
 use crate::report;
 use crate::runbook::{Engine, Runbook};
-use crate::state::{ClusterState, LabHome, Phase, State, StateError, Target};
+use crate::state::{LabHome, Phase, State, Target};
 use crate::status::{self, LabStatus};
 use crate::topology::{SealKind, Topology};
 use crate::LabError;
-
-/// How long `fault stop` waits for a node to exit before killing it.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs a resolved command.
 pub fn run(settings: Settings) -> Result<u8, LabError> {
@@ -65,108 +62,21 @@ fn progress(line: &str) {
     eprintln!("==> {line}");
 }
 
-pub(crate) fn up(
+fn up(
     home: &LabHome,
     topology: &Topology,
     renderer: &Renderer,
     choice: &ProviderChoice,
     json: bool,
 ) -> Result<u8, LabError> {
-    let (state, provider) = start_lab(home, topology, renderer, choice)?;
+    let (state, provider) = lifecycle::start_lab(home, topology, renderer, choice, &mut progress)?;
     let status = status::collect(&state, home, provider.as_ref());
     if json {
         println!("{}", to_json(&status)?);
     } else {
-        print!("{}", status.table());
-        for cluster in &state.clusters {
-            println!(
-                "credentials for {}: {} (lab creds {0})",
-                cluster.name,
-                home.creds_path(&cluster.name).display()
-            );
-        }
-        println!("use it: eval \"$(lab env)\"  or  lab shell");
+        print!("{}", lifecycle::up_summary(home, &state, &status));
     }
     Ok(0)
-}
-
-/// Plans, renders, starts and brings up a lab; on failure removes what it started.
-fn start_lab(
-    home: &LabHome,
-    topology: &Topology,
-    renderer: &Renderer,
-    choice: &ProviderChoice,
-) -> Result<(State, Box<dyn Provider>), LabError> {
-    if let Some(existing) = home.load()? {
-        return Err(LabError::AlreadyUp {
-            home: home.root().to_owned(),
-            topology: existing.topology,
-        });
-    }
-    let provider = provider::for_choice(choice, home)?;
-    let plan = provider.plan(topology, home)?;
-    let mut rendered = Vec::new();
-    for cluster in &plan {
-        for node in &cluster.nodes {
-            rendered.push((node.state.config.clone(), renderer.render_node(&node.context)?));
-        }
-    }
-    provider.preflight(&plan)?;
-    progress(&format!(
-        "topology {} ({}), provider {}, home {}",
-        topology.name,
-        topology.description,
-        provider.name(),
-        home.root().display()
-    ));
-    let mut state = State {
-        provider: provider.name().to_owned(),
-        topology: topology.name.clone(),
-        phase: Phase::Starting,
-        labnode: provider.local_labnode().to_owned(),
-        clusters: plan
-            .into_iter()
-            .map(|c| ClusterState {
-                name: c.name,
-                seal: c.seal,
-                dr_role: c.dr_role,
-                nodes: c.nodes.into_iter().map(|n| n.state).collect(),
-            })
-            .collect(),
-        aws: None,
-    };
-    home.save(&state)?;
-    let result = provider
-        .provision(home, &mut state, &rendered, renderer)
-        .map_err(LabError::from)
-        .and_then(|()| place_files(provider.as_ref(), &state, &rendered))
-        .and_then(|()| {
-            Bringup {
-                home,
-                provider: provider.as_ref(),
-                progress: &mut progress,
-            }
-            .run(&mut state)
-            .map_err(LabError::from)
-        });
-    if let Err(error) = result {
-        progress("bring-up failed; stopping what was started (logs are kept)");
-        let cleanup = provider
-            .teardown(home, Some(&state))
-            .map_err(LabError::from)
-            .and_then(|lines| {
-                lines.iter().for_each(|line| progress(line));
-                home.remove_runtime().map_err(LabError::from)
-            });
-        if let Err(cleanup) = cleanup {
-            progress(&format!("cleanup failed too ({cleanup}); run `lab down`"));
-        }
-        return Err(LabError::UpFailed {
-            source: Box::new(error),
-            home: home.root().to_owned(),
-        });
-    }
-    Ok((state, provider))
 }
 
 /// Runs a drill `repeat` times, each on a fresh lab that is removed afterwards (logs
@@ -186,7 +96,7 @@ fn drill(
             "drill {} run {run}/{repeat}: bringing up {}",
             runbook.name, topology.name
         ));
-        let (state, provider) = start_lab(home, topology, renderer, choice)?;
+        let (state, provider) = lifecycle::start_lab(home, topology, renderer, choice, &mut progress)?;
         let outcome = Engine::new(home, state, provider.as_ref(), true)
             .map(|engine| engine.run(runbook, run))
             .map_err(|source| LabError::Io {
@@ -222,28 +132,6 @@ fn drill(
         }
     }
     Ok(if reports.iter().all(|r| r.passed) { 0 } else { 1 })
-}
-
-/// Uploads each rendered config and creates each data directory on the node's host.
-fn place_files(
-    provider: &dyn Provider,
-    state: &State,
-    rendered: &[(PathBuf, String)],
-) -> Result<(), LabError> {
-    let nodes = state.clusters.iter().flat_map(|c| &c.nodes);
-    for (node, (path, text)) in nodes.zip(rendered) {
-        let host = provider.host(node);
-        host.upload(text.as_bytes(), path)?;
-        let data = node.data.display().to_string();
-        let out = host.exec(Path::new("mkdir"), &["-p", &data])?;
-        if !out.success {
-            return Err(LabError::Io {
-                path: node.data.clone(),
-                source: std::io::Error::other(out.stderr.trim().to_owned()),
-            });
-        }
-    }
-    Ok(())
 }
 
 fn status(home: &LabHome, json: bool) -> Result<u8, LabError> {
@@ -393,61 +281,34 @@ fn logs(home: &LabHome, node: &str, follow: bool) -> Result<u8, LabError> {
 
 fn fault(home: &LabHome, action: FaultAction) -> Result<u8, LabError> {
     let mut state = home.require()?;
-    let target = match &action {
-        FaultAction::Kill { target }
-        | FaultAction::Stop { target }
-        | FaultAction::Partition { target }
-        | FaultAction::Heal { target }
-        | FaultAction::Start { target, .. } => target,
+    let (target, fault) = match &action {
+        FaultAction::Kill { target } => (target, Fault::Kill),
+        FaultAction::Stop { target } => (target, Fault::Stop),
+        FaultAction::Partition { target } => (target, Fault::Partition),
+        FaultAction::Heal { target } => (target, Fault::Heal),
+        FaultAction::Start { target, unseal } => (target, Fault::Start { unseal: *unseal }),
     };
     let nodes = state.nodes_of(state.resolve(Some(target))?);
     let provider = provider::for_state(&state, home)?;
     for (c, n) in nodes {
         let name = state.qualified(c, n);
-        let host = provider.host(&state.clusters[c].nodes[n]);
-        match &action {
-            FaultAction::Start { unseal, .. } => {
-                Bringup {
-                    home,
-                    provider: provider.as_ref(),
-                    progress: &mut progress,
-                }
-                .restart(&mut state, c, n, *unseal)?;
-                let how = match (*unseal, state.clusters[c].seal) {
-                    (true, _) => "unsealed and rejoined",
-                    (false, SealKind::Awskms) => "it unseals itself through KMS and rejoins",
-                    (false, SealKind::Shamir) => "sealed; unseal it to rejoin",
+        let outcome = fault::inject(home, provider.as_ref(), &mut state, (c, n), fault, &mut progress)?;
+        let what = match outcome {
+            FaultOutcome::Started => {
+                let how = match (fault, state.clusters[c].seal) {
+                    (Fault::Start { unseal: true }, _) => "unsealed and rejoined",
+                    (_, SealKind::Awskms) => "it unseals itself through KMS and rejoins",
+                    (_, SealKind::Shamir) => "sealed; unseal it to rejoin",
                 };
-                println!("{name}: started ({how})");
+                format!("started ({how})")
             }
-            FaultAction::Partition { .. } | FaultAction::Heal { .. } => {
-                let cut = matches!(action, FaultAction::Partition { .. });
-                crate::host::set_partition(host.as_ref(), &state.clusters[c].nodes[n].data, cut)?;
-                println!(
-                    "{name}: {}",
-                    if cut {
-                        "partitioned from its peers"
-                    } else {
-                        "healed"
-                    }
-                );
-            }
-            FaultAction::Kill { .. } | FaultAction::Stop { .. } => {
-                let Some(process) = state.clusters[c].nodes[n].process.take() else {
-                    println!("{name}: already down");
-                    continue;
-                };
-                let verb = if matches!(action, FaultAction::Kill { .. }) {
-                    host.kill(&process)?;
-                    "killed"
-                } else {
-                    host.stop(&process, STOP_GRACE)?;
-                    "stopped"
-                };
-                home.save(&state)?;
-                println!("{name}: {verb} (pid {})", process.pid);
-            }
-        }
+            FaultOutcome::Partitioned => "partitioned from its peers".to_owned(),
+            FaultOutcome::Healed => "healed".to_owned(),
+            FaultOutcome::AlreadyDown => "already down".to_owned(),
+            FaultOutcome::Killed { pid } => format!("killed (pid {pid})"),
+            FaultOutcome::Stopped { pid } => format!("stopped (pid {pid})"),
+        };
+        println!("{name}: {what}");
     }
     Ok(0)
 }
@@ -455,7 +316,7 @@ fn fault(home: &LabHome, action: FaultAction) -> Result<u8, LabError> {
 fn render(home: &LabHome, topology: &Topology, renderer: &Renderer, out: &Path) -> Result<u8, LabError> {
     // Planning only assigns addresses and paths; no labnode binary is needed for that.
     let plan = LocalProvider::new(PathBuf::new()).plan(topology, home)?;
-    for cluster in &plan {
+    for cluster in &plan.clusters {
         for node in &cluster.nodes {
             let text = renderer.render_node(&node.context)?;
             let path = out.join(&cluster.name).join(format!("{}.hcl", node.state.name));
@@ -475,58 +336,9 @@ fn render(home: &LabHome, topology: &Topology, renderer: &Renderer, out: &Path) 
     Ok(0)
 }
 
-pub(crate) fn down(
-    home: &LabHome,
-    purge: bool,
-    sweep: Option<&provider::AwsOptions>,
-) -> Result<u8, LabError> {
-    let state = match home.load() {
-        Ok(state) => state,
-        Err(StateError::Corrupt { path, .. }) => {
-            eprintln!(
-                "warning: {} is unreadable; stopping every node found under the lab home",
-                path.display()
-            );
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let provider: Box<dyn Provider> = match &state {
-        Some(state) => provider::for_state(state, home)?,
-        None => Box::new(LocalProvider::new(PathBuf::new())),
-    };
-    for line in provider.teardown(home, state.as_ref())? {
-        progress(&line);
-    }
-    if let Some(options) = sweep {
-        let mut options = options.clone();
-        let recorded = state.as_ref().and_then(|s| s.aws.as_ref());
-        if let Some(aws) = recorded.filter(|_| options.name.is_none()) {
-            options.name = aws.ec2_lab.as_ref().map(|lab| lab.name.clone());
-            options.region = options.region.or_else(|| Some(aws.region.clone()));
-            options.endpoint = options
-                .endpoint
-                .or_else(|| (!aws.endpoint.is_empty()).then(|| aws.endpoint.clone()));
-        }
-        let sweeper = AwsProvider::new(LocalProvider::new(PathBuf::new()), home, options);
-        for line in sweeper.sweep()? {
-            progress(&line);
-        }
-    }
-    let existed = home.root().exists();
-    if purge {
-        home.purge()?;
-    } else {
-        home.remove_runtime()?;
-    }
-    match (existed, purge) {
-        (false, _) => println!("no lab in {}; nothing to do", home.root().display()),
-        (true, true) => println!("lab removed, {} deleted", home.root().display()),
-        (true, false) => println!(
-            "lab removed; logs kept in {} (`lab down --purge` deletes them)",
-            home.root().display()
-        ),
-    }
+fn down(home: &LabHome, purge: bool, sweep: Option<&provider::AwsOptions>) -> Result<u8, LabError> {
+    let removal = lifecycle::take_down(home, purge, sweep, &mut progress)?;
+    println!("{}", removal.summary(home));
     Ok(0)
 }
 

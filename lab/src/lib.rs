@@ -2,7 +2,9 @@
 //! and tears them down again. The binary is a thin wrapper over [`commands::run`].
 //!
 //! Layers, outside in: [`cli`] (flags to settings), [`commands`] (one function per
-//! command), [`bringup`] (init/unseal/join), [`status`], [`provider`] (where machines come
+//! command), [`lifecycle`] (a whole lab up and down, for commands and practice),
+//! [`bringup`] (init/unseal/join), [`fault`] (kill/stop/start/partition/heal of a node),
+//! [`status`], [`provider`] (where machines come
 //! from), [`host`] (how processes run on them), [`render`] (HCL templates),
 //! [`topology`] (lab shapes), [`state`] (`.lab/`), [`api`] (the Vault HTTP endpoints).
 //! Drills: [`runbook`] (format and step engine), [`canary`] (the writer measuring RTO and
@@ -13,7 +15,9 @@ pub mod bringup;
 pub mod canary;
 pub mod cli;
 pub mod commands;
+pub mod fault;
 pub mod host;
+pub mod lifecycle;
 pub mod practice;
 pub mod provider;
 pub mod render;
@@ -47,12 +51,12 @@ pub enum LabError {
     /// `lab practice`.
     #[error(transparent)]
     Practice(#[from] practice::PracticeError),
-    /// Flags that commands resolve themselves (`practice start --provider ...`).
-    #[error(transparent)]
-    Cli(#[from] cli::CliError),
-    /// Bring-up of a node (also `fault start`).
+    /// Bring-up of a node.
     #[error(transparent)]
     Bringup(#[from] bringup::BringupError),
+    /// `lab fault`.
+    #[error(transparent)]
+    Fault(#[from] fault::FaultError),
     /// Writing a drill report.
     #[error(transparent)]
     Report(#[from] report::ReportError),

@@ -1,7 +1,8 @@
 //! `lab practice`: exam-style exercises. `start` brings up the exercise's topology with
-//! `lab up`'s machinery, runs its setup (which may break the lab on purpose), prints the
-//! task and starts a timer; `check` grades the lab's state over HTTP; `hint` shows the
-//! next hint; `solution` prints (or runs) the scripted answer; `reset` starts over.
+//! [`lifecycle::start_lab`], as `lab up` does, runs its setup (which may break the lab on
+//! purpose), prints the task and starts a timer; `check` grades the lab's state over HTTP;
+//! `hint` shows the next hint; `solution` prints (or runs) the scripted answer; `reset`
+//! starts over. It uses the lab library only, never the command-line layer.
 //!
 //! The session lives in `.lab/practice.json`; files the exercises use (snapshots,
 //! answers) in `.lab/practice/`.
@@ -17,13 +18,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Subcommand;
+use aws_sdk_kms::error::DisplayErrorContext;
 
 use crate::api::ApiError;
-use crate::commands;
-use crate::provider::ProviderChoice;
+use crate::lifecycle;
+use crate::provider::{localstack_kms_client, ProviderChoice};
 use crate::render::Renderer;
 use crate::state::{LabHome, State, StateError, Target};
+use crate::status;
 use crate::topology::TopologyError;
 use crate::LabError;
 use exercise::Exercise;
@@ -32,22 +34,19 @@ use session::Session;
 /// LocalStack's endpoint when `LABNODE_LOCALSTACK_ENDPOINT` is unset.
 const LOCALSTACK_ENDPOINT: &str = "http://127.0.0.1:4566";
 
-/// `lab practice ...`.
-#[derive(Debug, Clone, Subcommand)]
+/// `lab practice ...`, resolved from the flags.
+#[derive(Debug, Clone)]
 pub enum PracticeAction {
     /// List the exercises.
     List,
     /// Bring up an exercise's lab, prepare it, print the task and start the timer.
     Start {
-        /// A built-in exercise name (see `list`) or an exercise TOML file.
-        #[arg(value_name = "NAME")]
+        /// A built-in exercise name or an exercise TOML file.
         exercise: String,
-        /// API port of the first node (as `lab up --base-port`).
-        #[arg(long)]
+        /// API port of the first node.
         base_port: Option<u16>,
-        /// Where the exercise's lab runs (as `lab up`).
-        #[command(flatten)]
-        provider: crate::cli::ProviderArgs,
+        /// Where the exercise's lab runs.
+        provider: ProviderChoice,
     },
     /// Grade the lab: pass or fail per check, and the time taken so far.
     Check,
@@ -55,10 +54,9 @@ pub enum PracticeAction {
     Hint,
     /// Tear the exercise's lab down and start it again (timer and hints too).
     Reset,
-    /// Print the scripted solution.
+    /// Print the scripted solution; with `run`, also run it against the lab.
     Solution {
-        /// Also run it against the lab.
-        #[arg(long)]
+        /// Also run it.
         run: bool,
     },
 }
@@ -149,12 +147,13 @@ pub fn run(home: &LabHome, action: PracticeAction) -> Result<u8, LabError> {
             exercise,
             base_port,
             provider,
-        } => start(home, &exercise, base_port, &provider.choice()?),
+        } => start(home, &exercise, base_port, &provider),
         PracticeAction::Check => check(home),
         PracticeAction::Hint => hint(home),
         PracticeAction::Reset => {
             let session = Session::load(home)?;
-            commands::down(home, false, None)?;
+            let removal = lifecycle::take_down(home, false, None, &mut progress)?;
+            println!("{}", removal.summary(home));
             start(
                 home,
                 &session.exercise,
@@ -201,7 +200,11 @@ fn start(
         vars.insert("kms_key_id".to_owned(), key);
     }
     let topology = exercise.topology(base_port, spec)?;
-    commands::up(home, &topology, &Renderer::new(None)?, provider, false)?;
+    let (state, lab) = lifecycle::start_lab(home, &topology, &Renderer::new(None)?, provider, &mut progress)?;
+    print!(
+        "{}",
+        lifecycle::up_summary(home, &state, &status::collect(&state, home, lab.as_ref()))
+    );
     let dir = practice_dir(home);
     std::fs::create_dir_all(&dir).map_err(|source| PracticeError::Io { path: dir, source })?;
     let session = Session::new(
@@ -330,34 +333,33 @@ fn localstack_endpoint() -> String {
         .unwrap_or_else(|| LOCALSTACK_ENDPOINT.to_owned())
 }
 
-/// Creates a symmetric KMS key in LocalStack (which accepts unsigned requests).
+/// Creates a symmetric KMS key in LocalStack for an exercise's seal stanza.
 fn create_kms_key(endpoint: &str) -> Result<String, PracticeError> {
     let fail = |reason: String| PracticeError::LocalStack {
         endpoint: endpoint.to_owned(),
         reason,
     };
-    let http = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let response = http
-        .post(endpoint)
-        .header("X-Amz-Target", "TrentService.CreateKey")
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0",
+        .map_err(|e| fail(format!("starting an async runtime: {e}")))?;
+    let created = runtime
+        .block_on(
+            localstack_kms_client(endpoint)
+                .create_key()
+                .description("lab practice awskms-auto-unseal")
+                .send(),
         )
-        .body(r#"{"Description":"lab practice awskms-auto-unseal"}"#)
-        .send()
-        .map_err(|e| fail(e.to_string()))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().map_err(|e| fail(format!("HTTP {status}: {e}")))?;
-    body.pointer("/KeyMetadata/KeyId")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| fail(format!("HTTP {status}: no KeyMetadata.KeyId in {body}")))
+        .map_err(|e| fail(format!("CreateKey: {}", DisplayErrorContext(e))))?;
+    created
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .ok_or_else(|| fail("CreateKey: no KeyMetadata in the answer".to_owned()))
+}
+
+/// Progress lines go to stderr, as `lab up`'s do.
+fn progress(line: &str) {
+    eprintln!("==> {line}");
 }
 
 fn format_elapsed(elapsed: Duration) -> String {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{PlannedCluster, PlannedNode, Provider, ProviderError};
+use super::{Plan, PlannedCluster, PlannedNode, Provider, ProviderError};
 use crate::host::{Host, LocalHost, ProcessInfo};
 use crate::render::{JoinContext, ListenerContext, NodeContext, SealContext};
 use crate::state::{LabHome, NodeState, State};
@@ -85,9 +85,9 @@ impl Provider for LocalProvider {
         "local"
     }
 
-    fn plan(&self, topology: &Topology, home: &LabHome) -> Result<Vec<PlannedCluster>, ProviderError> {
+    fn plan(&self, topology: &Topology, home: &LabHome) -> Result<Plan, ProviderError> {
         let api_addr = |port: u16| format!("http://{LOOPBACK}:{port}");
-        topology
+        let clusters = topology
             .clusters
             .iter()
             .map(|cluster| {
@@ -155,13 +155,14 @@ impl Provider for LocalProvider {
                     nodes,
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(Plan::of_clusters(clusters))
     }
 
-    fn preflight(&self, plan: &[PlannedCluster]) -> Result<(), ProviderError> {
+    fn preflight(&self, plan: &Plan) -> Result<(), ProviderError> {
         self.check_labnode()?;
         let mut busy = Vec::new();
-        for cluster in plan {
+        for cluster in &plan.clusters {
             for node in &cluster.nodes {
                 for (port, what) in [(node.state.api_port, "API"), (node.state.cluster_port, "cluster")] {
                     if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
@@ -285,7 +286,7 @@ mod tests {
         let plan = LocalProvider::new(PathBuf::from("labnode"))
             .plan(&topology, &home)
             .unwrap();
-        let b = &plan[0].nodes[1];
+        let b = &plan.clusters[0].nodes[1];
         assert_eq!(b.context.api_addr, "http://127.0.0.1:18210");
         assert_eq!(
             b.context.join.leader_api_addrs,

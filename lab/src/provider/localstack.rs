@@ -31,7 +31,9 @@ use aws_sdk_kms::types::KeyState;
 use sha2::{Digest, Sha256};
 
 use super::cloud::{self, real_error, retire_kms_key, xml_text, KEY_DELETION_DAYS};
-use super::{kms_and_tag_join, node_on_address, LocalProvider, PlannedCluster, Provider, ProviderError};
+use super::{
+    kms_and_tag_join, node_on_address, LocalProvider, Plan, PlannedCluster, Provider, ProviderError,
+};
 use crate::host::Host;
 use crate::render::{AwsKmsContext, Renderer, StaticCredentials};
 use crate::state::{AwsResources, Ec2Instance, KmsKey, LabHome, NodeState, State};
@@ -105,20 +107,7 @@ impl LocalStackProvider {
     fn clients(&self) -> Result<(QueryClient, aws_sdk_kms::Client), ProviderError> {
         let ec2 = QueryClient::ec2(Some(&self.endpoint), REGION, credentials())
             .map_err(|e| self.cloud_error("creating the EC2 client", e))?;
-        let config = aws_sdk_kms::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(credentials())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_timeout(Duration::from_secs(20))
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(2))
-            .build();
-        Ok((ec2, aws_sdk_kms::Client::from_conf(config)))
+        Ok((ec2, kms_client(&self.endpoint)))
     }
 
     /// One EC2 call, its errors named after the action.
@@ -436,7 +425,7 @@ impl Provider for LocalStackProvider {
         NAME
     }
 
-    fn plan(&self, topology: &Topology, home: &LabHome) -> Result<Vec<PlannedCluster>, ProviderError> {
+    fn plan(&self, topology: &Topology, home: &LabHome) -> Result<Plan, ProviderError> {
         let total: usize = topology.clusters.iter().map(|c| c.nodes.len()).sum();
         if FIRST_HOST + total > 255 {
             return Err(ProviderError::Unsupported {
@@ -489,10 +478,10 @@ impl Provider for LocalStackProvider {
                 nodes,
             });
         }
-        Ok(plan)
+        Ok(Plan::of_clusters(plan))
     }
 
-    fn preflight(&self, plan: &[PlannedCluster]) -> Result<(), ProviderError> {
+    fn preflight(&self, plan: &Plan) -> Result<(), ProviderError> {
         self.local.check_labnode()?;
         let health = format!("{}/_localstack/health", self.endpoint);
         let answer = reqwest::blocking::Client::builder()
@@ -510,7 +499,7 @@ impl Provider for LocalStackProvider {
             ));
         }
         let mut busy = Vec::new();
-        for cluster in plan {
+        for cluster in &plan.clusters {
             for node in &cluster.nodes {
                 for address in [
                     &node.context.listener.address,
@@ -535,6 +524,7 @@ impl Provider for LocalStackProvider {
 
     fn provision(
         &self,
+        _plan: &Plan,
         home: &LabHome,
         state: &mut State,
         _configs: &[(PathBuf, String)],
@@ -558,6 +548,25 @@ impl Provider for LocalStackProvider {
         }
         Ok(done)
     }
+}
+
+/// A KMS client for LocalStack at `endpoint`, with its fixed test credentials and short
+/// timeouts (a LocalStack that is not running fails fast).
+pub fn kms_client(endpoint: &str) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
 }
 
 fn credentials() -> Credentials {
@@ -598,7 +607,7 @@ mod tests {
         );
         let plan = provider.plan(&topology, &home).unwrap();
         let id = lab_id(&home);
-        let b = &plan[0].nodes[1].context;
+        let b = &plan.clusters[0].nodes[1].context;
         assert_eq!(b.listener.address, "127.0.1.12:18200");
         assert_eq!(b.cluster_addr, "https://127.0.1.12:18201");
         assert!(b.join.leader_api_addrs.is_empty());
@@ -613,7 +622,7 @@ mod tests {
         );
         let kms = b.seal.awskms.as_ref().unwrap();
         assert_eq!(kms.kms_key_id, format!("alias/lab-{id}-primary"));
-        let secondary = &plan[1];
+        let secondary = &plan.clusters[1];
         assert_eq!(secondary.seal, SealKind::Awskms);
         assert_eq!(secondary.nodes[0].context.listener.address, "127.0.1.14:18230");
         assert_eq!(secondary.nodes[0].state.api_addr, "http://127.0.1.14:18230");

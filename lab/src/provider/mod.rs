@@ -16,7 +16,9 @@ mod terraform;
 
 pub use aws::{AwsOptions, AwsProvider, Reach};
 pub use local::LocalProvider;
-pub use localstack::{LocalStackProvider, DEFAULT_ENDPOINT as DEFAULT_LOCALSTACK_ENDPOINT};
+pub use localstack::{
+    kms_client as localstack_kms_client, LocalStackProvider, DEFAULT_ENDPOINT as DEFAULT_LOCALSTACK_ENDPOINT,
+};
 pub use terraform::{TerraformLab, TerraformNode};
 
 use std::path::{Path, PathBuf};
@@ -103,6 +105,32 @@ pub enum ProviderError {
     /// Reading or writing lab state failed.
     #[error(transparent)]
     State(#[from] StateError),
+}
+
+/// What a provider decided for a topology before anything exists: the clusters to record
+/// and render, and (aws) where their machines come from. Only [`Provider::plan`] makes one,
+/// and [`Provider::preflight`] and [`Provider::provision`] take it, so neither can run
+/// before planning.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The clusters in start order.
+    pub clusters: Vec<PlannedCluster>,
+    /// The aws provider's machines: created by lab, or adopted from Terraform.
+    ec2: Option<aws::Ec2Plan>,
+}
+
+impl Plan {
+    /// A plan of processes on machines that already exist (local, localstack).
+    pub fn of_clusters(clusters: Vec<PlannedCluster>) -> Plan {
+        Plan { clusters, ec2: None }
+    }
+
+    /// Every planned node with its cluster's name, in start order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &PlannedNode)> {
+        self.clusters
+            .iter()
+            .flat_map(|c| c.nodes.iter().map(move |n| (c.name.as_str(), n)))
+    }
 }
 
 /// One cluster, planned: the state to record and the template context of each node.
@@ -192,15 +220,16 @@ pub trait Provider {
     /// The name recorded in `state.json`.
     fn name(&self) -> &'static str;
     /// Assigns addresses, paths, seal and join facts to every node of the topology.
-    fn plan(&self, topology: &Topology, home: &LabHome) -> Result<Vec<PlannedCluster>, ProviderError>;
+    fn plan(&self, topology: &Topology, home: &LabHome) -> Result<Plan, ProviderError>;
     /// Checks, before anything starts, that the plan can run (ports free, binary works).
-    fn preflight(&self, plan: &[PlannedCluster]) -> Result<(), ProviderError>;
-    /// Creates the cloud resources the plan refers to, recording each in `state` (and
+    fn preflight(&self, plan: &Plan) -> Result<(), ProviderError>;
+    /// Creates the cloud resources `plan` refers to, recording each in `state` (and
     /// `state.json`) as it is made, so `teardown` finds them even after a failure.
     /// `configs` are the rendered node files in node order, for providers whose machines
     /// receive them at boot (EC2 user data, rendered with `renderer`).
     fn provision(
         &self,
+        _plan: &Plan,
         _home: &LabHome,
         _state: &mut State,
         _configs: &[(PathBuf, String)],

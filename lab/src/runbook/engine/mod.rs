@@ -2,7 +2,11 @@
 //!
 //! A failing step stops the drill (later steps would act on a lab in an unknown state);
 //! a failing assertion is recorded and the drill goes on. Every wait is bounded by its
-//! timeout, every poll sleeps [`POLL`].
+//! timeout, every poll sleeps [`POLL`]. The step engine is here; [`checks`] holds the
+//! wait conditions and assertions, [`steps`] the canary and DR-token steps.
+
+mod checks;
+mod steps;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -10,21 +14,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::format::{Action, AssertKind, CanaryAction, FaultKind, Mark, Runbook, Step, WaitKind};
+use super::format::{Action, FaultKind, Mark, Runbook, Step, WaitKind};
 use super::split_words;
-use crate::api::{Health, NodeClient};
-use crate::bringup::Bringup;
-use crate::canary::{self, Canary, CanaryConfig, CanaryLog, Verification};
+use crate::canary::{Canary, CanaryLog, Verification};
+use crate::fault::{self, Fault, FaultOutcome};
 use crate::provider::Provider;
 use crate::report::{Assertion, ClusterEvidence, DrillReport, Evidence, Journal, Measurements, StepResult};
-use crate::state::{LabHome, State, Target};
+use crate::state::{LabHome, State};
 
 /// Between two polls of a wait.
 const POLL: Duration = Duration::from_millis(200);
 /// How often a wait prints the canary's progress.
 const LIVE_EVERY: Duration = Duration::from_secs(2);
-/// Grace period of a `stop` fault.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Health checks during drills must not hang on a dying node.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -282,53 +283,35 @@ impl<'a> Engine<'a> {
     }
 
     fn fault(&mut self, kind: FaultKind, target: &str, unseal: bool) -> StepOutcome {
+        let fault = match kind {
+            FaultKind::Kill => Fault::Kill,
+            FaultKind::Stop => Fault::Stop,
+            FaultKind::Start => Fault::Start { unseal },
+            FaultKind::Partition => Fault::Partition,
+            FaultKind::Heal => Fault::Heal,
+        };
         let nodes = self.fault_targets(target)?;
         let mut done = Vec::new();
         for (c, n) in nodes {
             let name = self.state.qualified(c, n);
-            match kind {
-                FaultKind::Start => {
-                    let mut progress = |line: &str| eprintln!("           {line}");
-                    Bringup {
-                        home: self.home,
-                        provider: self.provider,
-                        progress: &mut progress,
-                    }
-                    .restart(&mut self.state, c, n, unseal)
-                    .map_err(|e| e.to_string())?;
-                    done.push(format!("started {name}"));
-                }
-                FaultKind::Partition | FaultKind::Heal => {
-                    let cut = kind == FaultKind::Partition;
-                    let node = &self.state.clusters[c].nodes[n];
-                    crate::host::set_partition(self.provider.host(node).as_ref(), &node.data, cut)
-                        .map_err(|e| e.to_string())?;
-                    done.push(format!("{} {name}", if cut { "partitioned" } else { "healed" }));
-                }
-                FaultKind::Kill | FaultKind::Stop => {
-                    let Some(process) = self.state.clusters[c].nodes[n].process.take() else {
-                        done.push(format!("{name} already down"));
-                        continue;
-                    };
-                    let host = self.provider.host(&self.state.clusters[c].nodes[n]);
-                    if kind == FaultKind::Kill {
-                        host.kill(&process)
-                    } else {
-                        host.stop(&process, STOP_GRACE)
-                    }
-                    .map_err(|e| e.to_string())?;
-                    self.home.save(&self.state).map_err(|e| e.to_string())?;
-                    done.push(format!(
-                        "{} {name} (pid {})",
-                        if kind == FaultKind::Kill {
-                            "killed"
-                        } else {
-                            "stopped"
-                        },
-                        process.pid
-                    ));
-                }
-            }
+            let mut progress = |line: &str| eprintln!("           {line}");
+            let outcome = fault::inject(
+                self.home,
+                self.provider,
+                &mut self.state,
+                (c, n),
+                fault,
+                &mut progress,
+            )
+            .map_err(|e| e.to_string())?;
+            done.push(match outcome {
+                FaultOutcome::Started => format!("started {name}"),
+                FaultOutcome::Partitioned => format!("partitioned {name}"),
+                FaultOutcome::Healed => format!("healed {name}"),
+                FaultOutcome::AlreadyDown => format!("{name} already down"),
+                FaultOutcome::Killed { pid } => format!("killed {name} (pid {pid})"),
+                FaultOutcome::Stopped { pid } => format!("stopped {name} (pid {pid})"),
+            });
         }
         Ok(done.join(", "))
     }
@@ -409,278 +392,6 @@ impl<'a> Engine<'a> {
     }
 
     /// One evaluation of a wait condition: (holds, what was seen).
-    fn condition(
-        &self,
-        kind: WaitKind,
-        on: &str,
-        count: Option<u64>,
-        mode: Option<&str>,
-        token: Option<&str>,
-    ) -> Result<(bool, String), String> {
-        match kind {
-            WaitKind::Canary => {
-                let acked = self.canary.as_ref().map_or(0, Canary::acked);
-                Ok((acked >= count.unwrap_or(0), format!("canary acked {acked}")))
-            }
-            WaitKind::Leader => {
-                let c = self.cluster_of(on)?;
-                Ok(match self.active(c) {
-                    Some(n) => (true, format!("leader {}", self.state.qualified(c, n))),
-                    None => (false, format!("no active node in {on}")),
-                })
-            }
-            WaitKind::Peers => {
-                let voters = self.voters(on, token)?;
-                Ok((
-                    voters.len() as u64 == count.unwrap_or(0),
-                    format!("voters [{}]", voters.join(", ")),
-                ))
-            }
-            WaitKind::Sealed | WaitKind::Unsealed => {
-                let want_sealed = kind == WaitKind::Sealed;
-                let nodes = self.running_nodes(on)?;
-                let states: Vec<String> = nodes
-                    .iter()
-                    .map(|&(c, n)| {
-                        let sealed = self.health(c, n).is_none_or(|h| h.sealed);
-                        format!(
-                            "{} {}",
-                            self.state.qualified(c, n),
-                            if sealed { "sealed" } else { "unsealed" }
-                        )
-                    })
-                    .collect();
-                let holds = !nodes.is_empty()
-                    && states
-                        .iter()
-                        .all(|s| s.ends_with(if want_sealed { " sealed" } else { " unsealed" }));
-                Ok((holds, states.join(", ")))
-            }
-            WaitKind::Replication => {
-                let status = self.dr_status(on)?;
-                let seen = status.get("mode").and_then(Value::as_str).unwrap_or("-");
-                let state = status.get("state").and_then(Value::as_str).unwrap_or("-");
-                let want = mode.unwrap_or_default();
-                let streaming = seen != "secondary" || state == "stream-wals";
-                Ok((seen == want && streaming, format!("mode {seen}, state {state}")))
-            }
-            WaitKind::WalConverged => {
-                let c = self.cluster_of(on)?;
-                let primary = (0..self.state.clusters.len())
-                    .filter(|&p| p != c)
-                    .find_map(|p| {
-                        let status = self.dr_status(&self.state.clusters[p].name).ok()?;
-                        (status.get("mode")? == "primary")
-                            .then(|| status.get("last_wal").and_then(Value::as_u64))?
-                    })
-                    .ok_or_else(|| "no DR primary answers".to_owned())?;
-                let secondary = self.dr_status(on)?;
-                let remote = secondary
-                    .get("last_remote_wal")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                Ok((
-                    primary > 0 && remote >= primary,
-                    format!("primary last_wal {primary}, secondary last_remote_wal {remote}"),
-                ))
-            }
-        }
-    }
-
-    fn check(&self, action: &Action) -> Result<(bool, String), String> {
-        let Action::Assert {
-            kind,
-            on,
-            path,
-            field,
-            equals,
-            count,
-            code,
-            mode,
-            token,
-        } = action
-        else {
-            return Err("not an assertion".to_owned());
-        };
-        let token = token.as_deref().map(|t| self.expand(t)).transpose()?;
-        match kind {
-            AssertKind::Secret => {
-                let (c, n) = self.node_for(on)?;
-                let token = token.unwrap_or_else(|| self.root_token(c));
-                let path = self.expand(path.as_deref().unwrap_or_default())?;
-                let field = field.as_deref().unwrap_or_default();
-                let want = self.expand(equals.as_deref().unwrap_or_default())?;
-                let client =
-                    NodeClient::new(&self.state.clusters[c].nodes[n].api_addr).map_err(|e| e.to_string())?;
-                let (status, body) = client
-                    .request("GET", &path, None, Some(&token))
-                    .map_err(|e| e.to_string())?;
-                let value = lookup(&body, &format!("data.{field}"))
-                    .or_else(|| lookup(&body, &format!("data.data.{field}")));
-                Ok((
-                    status == 200 && value.as_deref() == Some(want.as_str()),
-                    format!("{path} {field}: want {want:?}, got HTTP {status} {value:?}"),
-                ))
-            }
-            AssertKind::Peers => {
-                let voters = self.voters(on, token.as_deref())?;
-                let want = count.unwrap_or(0);
-                Ok((
-                    voters.len() as u64 == want,
-                    format!("want {want} voters, got [{}]", voters.join(", ")),
-                ))
-            }
-            AssertKind::Health => {
-                let (c, n) = match self.state.resolve(Some(on)).map_err(|e| e.to_string())? {
-                    Target::Node(c, n) => (c, n),
-                    Target::Cluster(c) => (
-                        c,
-                        self.active(c)
-                            .or_else(|| self.running_nodes(on).ok()?.first().map(|x| x.1))
-                            .unwrap_or(0),
-                    ),
-                };
-                let got = self.health(c, n).map_or(0, |h| h.status);
-                let want = code.unwrap_or(0);
-                Ok((
-                    got == want,
-                    format!("{}: want {want}, got {got}", self.state.qualified(c, n)),
-                ))
-            }
-            AssertKind::DrMode => {
-                let status = self.dr_status(on)?;
-                let got = status
-                    .get("mode")
-                    .and_then(Value::as_str)
-                    .unwrap_or("-")
-                    .to_owned();
-                let want = mode.as_deref().unwrap_or_default();
-                Ok((got == want, format!("want mode {want}, got {got}")))
-            }
-        }
-    }
-
-    fn canary_step(
-        &mut self,
-        action: CanaryAction,
-        on: Option<&str>,
-        failover: Option<&str>,
-        rate: u32,
-        token: Option<&str>,
-    ) -> StepOutcome {
-        match action {
-            CanaryAction::Start => {
-                if self.canary.is_some() {
-                    return Err("the canary is already running".to_owned());
-                }
-                let on = on.unwrap_or_default();
-                let (c, n) = self.node_for(on)?;
-                let token = match token {
-                    Some(t) => self.expand(t)?,
-                    None => self.root_token(c),
-                };
-                canary::prepare(&self.state.clusters[c].nodes[n].api_addr, &token)
-                    .map_err(|e| e.to_string())?;
-                let mut candidates: Vec<String> = self.state.clusters[c]
-                    .nodes
-                    .iter()
-                    .map(|n| n.api_addr.clone())
-                    .collect();
-                if let Some(failover) = failover {
-                    let f = self.cluster_of(failover)?;
-                    candidates.extend(self.state.clusters[f].nodes.iter().map(|n| n.api_addr.clone()));
-                }
-                self.canary = Some(Canary::start(CanaryConfig {
-                    candidates,
-                    token,
-                    rate,
-                    epoch: self.journal.epoch(),
-                }));
-                Ok(format!(
-                    "writing {rate}/s to {on}{}",
-                    failover.map(|f| format!(", then {f}")).unwrap_or_default()
-                ))
-            }
-            CanaryAction::Stop | CanaryAction::Verify => {
-                if let Some(canary) = self.canary.take() {
-                    self.canary_log = Some(canary.stop().map_err(|e| e.to_string())?);
-                }
-                let log = self
-                    .canary_log
-                    .as_ref()
-                    .ok_or_else(|| "the canary never ran".to_owned())?;
-                let summary = format!("{} acked, {} failed attempts", log.acks.len(), log.failures.len());
-                if action == CanaryAction::Stop {
-                    return Ok(summary);
-                }
-                let on = on.unwrap_or_default();
-                let (c, n) = self.node_for(on)?;
-                let token = match token {
-                    Some(t) => self.expand(t)?,
-                    None => self.root_token(c),
-                };
-                let verification = canary::verify(log, &self.state.clusters[c].nodes[n].api_addr, &token)
-                    .map_err(|e| e.to_string())?;
-                let detail = format!(
-                    "{summary}; {} missing on {}",
-                    verification.missing.len(),
-                    self.state.qualified(c, n)
-                );
-                self.rpo = Some(verification);
-                Ok(detail)
-            }
-        }
-    }
-
-    /// The OTP flow on a DR secondary, authorized by `keys_from`'s unseal keys.
-    fn generate_dr_token(&mut self, on: &str, keys_from: &str, into: &str) -> StepOutcome {
-        let (c, n) = self.node_for(on)?;
-        let keys = self.home.credentials(keys_from).map_err(|e| e.to_string())?;
-        let base = ["operator", "generate-root", "-dr-token"];
-        let run = |extra: &[&str]| -> Result<Value, String> {
-            let args: Vec<String> = base.iter().chain(extra).map(|s| (*s).to_owned()).collect();
-            let out = self.vault(&args, c, n, None)?;
-            serde_json::from_str(&out).map_err(|e| format!("unexpected output ({e}): {out}"))
-        };
-        let _ = run(&["-cancel"]);
-        let init = run(&["-init"])?;
-        let field =
-            |v: &Value, name: &str| v.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (nonce, otp) = (field(&init, "nonce"), field(&init, "otp"));
-        if otp.is_empty() {
-            return Err(format!("-init returned no OTP: {init}"));
-        }
-        // Auto-unsealed (awskms) clusters authorize with recovery keys, Shamir ones with
-        // unseal keys.
-        let (shares, threshold, kind) = if keys.unseal_keys_b64.is_empty() {
-            (&keys.recovery_keys_b64, keys.recovery_keys_threshold, "recovery")
-        } else {
-            (&keys.unseal_keys_b64, keys.unseal_threshold, "unseal")
-        };
-        let mut encoded = String::new();
-        for key in shares.iter().take(threshold as usize) {
-            let status = run(&[&format!("-nonce={nonce}"), key])?;
-            if status.get("complete") == Some(&Value::Bool(true)) {
-                encoded = field(&status, "encoded_token");
-                break;
-            }
-        }
-        if encoded.is_empty() {
-            return Err(format!(
-                "not complete after {threshold} {kind} keys of {keys_from}"
-            ));
-        }
-        let decoded = run(&[&format!("-decode={encoded}"), &format!("-otp={otp}")])?;
-        let token = field(&decoded, "token");
-        if token.is_empty() {
-            return Err(format!("decoding gave no token: {decoded}"));
-        }
-        self.vars.insert(into.to_owned(), token);
-        Ok(format!(
-            "{threshold} {kind} keys of {keys_from}, token in {{{{{into}}}}}"
-        ))
-    }
-
     fn measure(&mut self) -> Measurements {
         let mut measurements = Measurements {
             marks: self.marks.clone(),
@@ -775,89 +486,6 @@ impl<'a> Engine<'a> {
             t,
             clusters,
         });
-    }
-
-    fn health(&self, c: usize, n: usize) -> Option<Health> {
-        let node = &self.state.clusters[c].nodes[n];
-        let process = node.process.as_ref()?;
-        if !self.provider.host(node).is_running(process) {
-            return None;
-        }
-        NodeClient::with_timeout(&node.api_addr, HEALTH_TIMEOUT)
-            .ok()?
-            .health()
-            .ok()
-    }
-
-    fn active(&self, c: usize) -> Option<usize> {
-        (0..self.state.clusters[c].nodes.len()).find(|&n| self.health(c, n).is_some_and(|h| h.is_active()))
-    }
-
-    fn cluster_of(&self, on: &str) -> Result<usize, String> {
-        match self.state.resolve(Some(on)).map_err(|e| e.to_string())? {
-            Target::Cluster(c) | Target::Node(c, _) => Ok(c),
-        }
-    }
-
-    /// A node as named, or a cluster's active node.
-    fn node_for(&self, on: &str) -> Result<(usize, usize), String> {
-        match self.state.resolve(Some(on)).map_err(|e| e.to_string())? {
-            Target::Node(c, n) => Ok((c, n)),
-            Target::Cluster(c) => self
-                .active(c)
-                .map(|n| (c, n))
-                .ok_or_else(|| format!("cluster {on} has no active node")),
-        }
-    }
-
-    fn running_nodes(&self, on: &str) -> Result<Vec<(usize, usize)>, String> {
-        let target = self.state.resolve(Some(on)).map_err(|e| e.to_string())?;
-        Ok(self
-            .state
-            .nodes_of(target)
-            .into_iter()
-            .filter(|&(c, n)| {
-                let node = &self.state.clusters[c].nodes[n];
-                node.process
-                    .as_ref()
-                    .is_some_and(|p| self.provider.host(node).is_running(p))
-            })
-            .collect())
-    }
-
-    /// Voters in the raft configuration, asked of the active node (or the node named).
-    /// Without a token, every cluster's root token is tried: after DR promotion the
-    /// secondary holds the primary's tokens.
-    fn voters(&self, on: &str, token: Option<&str>) -> Result<Vec<String>, String> {
-        let (c, n) = self.node_for(on)?;
-        let client = NodeClient::new(&self.state.clusters[c].nodes[n].api_addr).map_err(|e| e.to_string())?;
-        let mut tokens: Vec<String> = token.map(str::to_owned).into_iter().collect();
-        tokens.push(self.root_token(c));
-        tokens.extend((0..self.state.clusters.len()).map(|o| self.root_token(o)));
-        let mut last = String::new();
-        for token in tokens.iter().filter(|t| !t.is_empty()) {
-            match client.raft_servers(token) {
-                Ok(servers) => {
-                    return Ok(servers
-                        .into_iter()
-                        .filter(|s| s.voter)
-                        .map(|s| s.node_id)
-                        .collect())
-                }
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(last)
-    }
-
-    fn dr_status(&self, on: &str) -> Result<Value, String> {
-        let (c, n) = match self.node_for(on) {
-            Ok(node) => node,
-            Err(e) => *self.running_nodes(on)?.first().ok_or(e)?,
-        };
-        NodeClient::with_timeout(&self.state.clusters[c].nodes[n].api_addr, HEALTH_TIMEOUT)
-            .and_then(|client| client.dr_status())
-            .map_err(|e| e.to_string())
     }
 
     fn root_token(&self, c: usize) -> String {
