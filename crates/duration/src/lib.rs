@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(err(".s"), r#"time: invalid duration ".s""#);
         assert_eq!(err("-"), r#"time: invalid duration "-""#);
         assert_eq!(err("a\"\n"), r#"time: invalid duration "a\"\x0a""#);
-        assert_eq!(err("5é"), r#"time: unknown unit "\xc3\xa9" in duration "5\xc3\xa9""#);
+        assert_eq!(
+            err("5é"),
+            r#"time: unknown unit "\xc3\xa9" in duration "5\xc3\xa9""#
+        );
     }
 
     #[test]
@@ -251,7 +254,10 @@ mod tests {
                 "{input}"
             );
         }
-        assert_eq!(err("99999999999999999999h"), r#"time: invalid duration "99999999999999999999h""#);
+        assert_eq!(
+            err("99999999999999999999h"),
+            r#"time: invalid duration "99999999999999999999h""#
+        );
     }
 
     #[test]
@@ -268,7 +274,10 @@ mod tests {
 
     #[test]
     fn seconds_helpers() {
-        assert_eq!(GoDuration::checked_from_secs(2).map(GoDuration::as_nanos), Some(2_000_000_000));
+        assert_eq!(
+            GoDuration::checked_from_secs(2).map(GoDuration::as_nanos),
+            Some(2_000_000_000)
+        );
         assert_eq!(GoDuration::checked_from_secs(i64::MAX), None);
         assert_eq!(GoDuration::from_nanos(-1_500_000_000).whole_secs(), -1);
         assert_eq!(GoDuration::from_nanos(-1).to_std(), None);

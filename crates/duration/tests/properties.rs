@@ -9,10 +9,8 @@ use proptest::prelude::*;
 /// Text shaped like a duration (signs, digits, dots, units, `d`, stray bytes), so the parser's
 /// deeper branches see many inputs, not only its first refusal.
 fn duration_like() -> impl Strategy<Value = String> {
-    proptest::string::string_regex(
-        "[-+]?([0-9]{0,25}(\\.[0-9]{0,25})?(ns|us|µs|μs|ms|s|m|h|d|x| |é)?){0,5}",
-    )
-    .expect("valid regex")
+    proptest::string::string_regex("[-+]?([0-9]{0,25}(\\.[0-9]{0,25})?(ns|us|µs|μs|ms|s|m|h|d|x| |é)?){0,5}")
+        .expect("valid regex")
 }
 
 proptest! {

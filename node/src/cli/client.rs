@@ -269,7 +269,10 @@ impl Client {
                 builder = builder.add_root_certificate(c);
             }
         }
-        let cert = f.client_cert.clone().or_else(|| env_nonempty("VAULT_CLIENT_CERT"));
+        let cert = f
+            .client_cert
+            .clone()
+            .or_else(|| env_nonempty("VAULT_CLIENT_CERT"));
         let key = f.client_key.clone().or_else(|| env_nonempty("VAULT_CLIENT_KEY"));
         if let (Some(cert), Some(key)) = (cert, key) {
             let mut pem = std::fs::read(&cert).map_err(|e| local(format!("{cert}: {e}")))?;

@@ -146,14 +146,11 @@ impl FlagValue for Vec<String> {
     }
 }
 
-/// Every occurrence split at commas, blanks dropped ([`Kind::List`]); `given` tells an
-/// explicit empty list from an absent flag.
+/// Every occurrence split at commas, blanks dropped ([`Kind::List`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommaList {
     /// The items in order.
     pub items: Vec<String>,
-    /// Whether the flag appeared at all.
-    pub given: bool,
 }
 
 impl FlagValue for CommaList {
@@ -161,7 +158,6 @@ impl FlagValue for CommaList {
     fn take(parsed: &Parsed, name: &str) -> Self {
         CommaList {
             items: parsed.texts(name),
-            given: parsed.values.contains_key(name),
         }
     }
 }
@@ -218,7 +214,6 @@ macro_rules! flag_set {
                 }); )*
             }
 
-            #[allow(unused_variables)]
             fn resolve(parsed: &$crate::cli::flags::Parsed) -> Self {
                 $name {
                     $($( $group: <$group_ty as $crate::cli::flags::FlagSet>::resolve(parsed), )*)?
@@ -506,15 +501,23 @@ mod tests {
 
     #[test]
     fn typed_values() {
-        let (s, _) = p(&["-key-shares", "3", "-ttl=1h", "-metadata=a=b,c", "-metadata", "d=e"]).unwrap();
+        let (s, _) = p(&[
+            "-key-shares",
+            "3",
+            "-ttl=1h",
+            "-metadata=a=b,c",
+            "-metadata",
+            "d=e",
+        ])
+        .unwrap();
         assert_eq!(s.key_shares, Some(3));
         assert_eq!(s.ttl.map(|d| d.to_string()).as_deref(), Some("1h0m0s"));
         assert_eq!(s.metadata, vec!["a=b,c", "d=e"]);
         let (s, _) = p(&[]).unwrap();
         assert_eq!(s.key_shares, None);
-        assert!(!s.policy.given);
-        let (s, _) = p(&["-policy="]).unwrap();
-        assert!(s.policy.given && s.policy.items.is_empty());
+        assert!(s.policy.items.is_empty());
+        let (s, _) = p(&["-policy=,a,,b"]).unwrap();
+        assert_eq!(s.policy.items, ["a", "b"]);
     }
 
     #[test]

@@ -415,10 +415,7 @@ pub fn secret_rows(secret: &Secret) -> Vec<(String, String)> {
     if let Some(w) = &secret.wrap_info {
         rows.push(row("wrapping_token:", w.token.clone()));
         rows.push(row("wrapping_accessor:", w.accessor.clone()));
-        rows.push(row(
-            "wrapping_token_ttl:",
-            human_secs(w.ttl),
-        ));
+        rows.push(row("wrapping_token_ttl:", human_secs(w.ttl)));
         rows.push(row("wrapping_token_creation_time:", go_time(&w.creation_time)));
         rows.push(row("wrapping_token_creation_path:", w.creation_path.clone()));
         if !w.wrapped_accessor.is_empty() {

@@ -254,9 +254,7 @@ async fn write(f: PutFlags, args: Vec<String>, patch: bool) -> CmdResult {
                 "Not enough arguments (expected >1, got 0)".into(),
             ))
         }
-        1 if !patch || f.remove_data.is_empty() => {
-            return Err(CliError::Usage("Must supply data".into()))
-        }
+        1 if !patch || f.remove_data.is_empty() => return Err(CliError::Usage("Must supply data".into())),
         _ => {}
     }
     let fmt = Format::resolve(f.output.format.as_deref())?;

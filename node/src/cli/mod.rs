@@ -94,9 +94,18 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         .collect();
     let (command, rest) = match table::find(&words) {
         table::Found::Command(command, rest) => (command, rest),
-        table::Found::Group(group) => {
+        // Asked for, a listing goes to stdout with success; otherwise it is the error.
+        table::Found::Group(group, rest) if table::asks_help(rest) => {
+            format::out(&table::group_help(group));
+            return ExitCode::SUCCESS;
+        }
+        table::Found::Group(group, _) => {
             format::err(&table::group_help(group));
             return ExitCode::from(1);
+        }
+        table::Found::Unknown if table::asks_help(&words) => {
+            format::out(&table::top_help());
+            return ExitCode::SUCCESS;
         }
         table::Found::Unknown => {
             format::err(&table::top_help());

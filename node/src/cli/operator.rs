@@ -277,7 +277,11 @@ pub async fn init(f: InitFlags, args: Vec<String>) -> CmdResult {
     }
     let seal = seal_status(&client).await.context("Error getting seal status")?;
     // Under an auto seal the unseal-key defaults do not apply, under Shamir the recovery ones.
-    let (unseal_default, recovery_default) = if seal.recovery_seal { ((0, 0), (5, 3)) } else { ((5, 3), (0, 0)) };
+    let (unseal_default, recovery_default) = if seal.recovery_seal {
+        ((0, 0), (5, 3))
+    } else {
+        ((5, 3), (0, 0))
+    };
     let shares = f.key_shares.unwrap_or(unseal_default.0);
     let threshold = f.key_threshold.unwrap_or(unseal_default.1);
     let rshares = f.recovery_shares.unwrap_or(recovery_default.0);

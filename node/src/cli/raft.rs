@@ -194,8 +194,8 @@ flag_set! {
 /// `vault operator raft snapshot restore FILE`.
 pub async fn snapshot_restore(f: RestoreFlags, args: Vec<String>) -> CmdResult {
     expect_args(&args, 1, 1)?;
-    let snap = std::fs::read(&args[0])
-        .map_err(|e| CliError::Local(format!("Error opening snapshot file: {e}")))?;
+    let snap =
+        std::fs::read(&args[0]).map_err(|e| CliError::Local(format!("Error opening snapshot file: {e}")))?;
     let client = Client::from_flags(&f.http)?;
     let path = if f.force {
         "sys/storage/raft/snapshot-force"

@@ -84,7 +84,9 @@ mod tests {
         assert_eq!(o.dev_root_token_id, "abc");
         assert_eq!(o.dev_listen_address, "127.0.0.1:1");
         assert_eq!(
-            options_of(&["-config=a.hcl", "-config", "b.hcl"]).unwrap().config_paths,
+            options_of(&["-config=a.hcl", "-config", "b.hcl"])
+                .unwrap()
+                .config_paths,
             vec![PathBuf::from("a.hcl"), PathBuf::from("b.hcl")]
         );
         assert!(options_of(&[]).is_err());

@@ -63,33 +63,93 @@ macro_rules! command {
 pub const COMMANDS: &[Command] = &[
     command!("server", "Start a Vault server", server::ServerFlags, blocking server::run),
     command!("status", "Print seal and HA status", HttpOutput, operator::status),
-    command!("read", "Read data and retrieves secrets", logical::SecretFlags, logical::read),
-    command!("write", "Write data, configuration, and secrets", logical::WriteFlags, logical::write),
-    command!("delete", "Delete secrets and configuration", HttpOutput, logical::delete),
+    command!(
+        "read",
+        "Read data and retrieves secrets",
+        logical::SecretFlags,
+        logical::read
+    ),
+    command!(
+        "write",
+        "Write data, configuration, and secrets",
+        logical::WriteFlags,
+        logical::write
+    ),
+    command!(
+        "delete",
+        "Delete secrets and configuration",
+        HttpOutput,
+        logical::delete
+    ),
     command!("list", "List data or secrets", logical::ListFlags, logical::list),
     command!("login", "Authenticate locally", token::LoginFlags, token::login),
-    command!("unwrap", "Unwrap a wrapped secret", logical::SecretFlags, logical::unwrap),
-    command!("print token", "Prints the Vault token currently in use", (), token::print_token),
+    command!(
+        "unwrap",
+        "Unwrap a wrapped secret",
+        logical::SecretFlags,
+        logical::unwrap
+    ),
+    command!(
+        "print token",
+        "Prints the Vault token currently in use",
+        (),
+        token::print_token
+    ),
     command!("version", "Prints the Vault CLI version", (), version),
-    command!("operator init", "Initializes a server", operator::InitFlags, operator::init),
-    command!("operator unseal", "Unseals the Vault server", operator::UnsealFlags, operator::unseal),
-    command!("operator seal", "Seals the Vault server", HttpOnly, operator::seal),
-    command!("operator step-down", "Forces Vault to resign active duty", HttpOnly, operator::step_down),
+    command!(
+        "operator init",
+        "Initializes a server",
+        operator::InitFlags,
+        operator::init
+    ),
+    command!(
+        "operator unseal",
+        "Unseals the Vault server",
+        operator::UnsealFlags,
+        operator::unseal
+    ),
+    command!(
+        "operator seal",
+        "Seals the Vault server",
+        HttpOnly,
+        operator::seal
+    ),
+    command!(
+        "operator step-down",
+        "Forces Vault to resign active duty",
+        HttpOnly,
+        operator::step_down
+    ),
     command!(
         "operator validate-config",
         "Validate Vault configuration files",
         (),
         operator::validate_config
     ),
-    command!("operator members", "Returns the list of nodes in the cluster", HttpOutput, operator::members),
+    command!(
+        "operator members",
+        "Returns the list of nodes in the cluster",
+        HttpOutput,
+        operator::members
+    ),
     command!(
         "operator generate-root",
         "Generates a new root token",
         operator::GenerateRootFlags,
         operator::generate_root
     ),
-    command!("operator raft list-peers", "Returns the Raft peer set", raft::DrTokenFlags, raft::list_peers),
-    command!("operator raft join", "Joins a node to the Raft cluster", raft::JoinFlags, raft::join),
+    command!(
+        "operator raft list-peers",
+        "Returns the Raft peer set",
+        raft::DrTokenFlags,
+        raft::list_peers
+    ),
+    command!(
+        "operator raft join",
+        "Joins a node to the Raft cluster",
+        raft::JoinFlags,
+        raft::join
+    ),
     command!(
         "operator raft remove-peer",
         "Removes a node from the Raft cluster",
@@ -114,16 +174,36 @@ pub const COMMANDS: &[Command] = &[
         raft::DrTokenFlags,
         raft::autopilot_state
     ),
-    command!("kv get", "Retrieves data from the KV store", kv::GetFlags, kv::get),
-    command!("kv put", "Sets or updates data in the KV store", kv::PutFlags, kv::put),
+    command!(
+        "kv get",
+        "Retrieves data from the KV store",
+        kv::GetFlags,
+        kv::get
+    ),
+    command!(
+        "kv put",
+        "Sets or updates data in the KV store",
+        kv::PutFlags,
+        kv::put
+    ),
     command!(
         "kv patch",
         "Sets or updates data in the KV store without overwriting",
         kv::PutFlags,
         kv::patch
     ),
-    command!("kv delete", "Deletes versions in the KV store", kv::VersionsFlags, kv::delete),
-    command!("kv undelete", "Undeletes versions in the KV store", kv::VersionsFlags, kv::undelete),
+    command!(
+        "kv delete",
+        "Deletes versions in the KV store",
+        kv::VersionsFlags,
+        kv::delete
+    ),
+    command!(
+        "kv undelete",
+        "Undeletes versions in the KV store",
+        kv::VersionsFlags,
+        kv::undelete
+    ),
     command!(
         "kv destroy",
         "Permanently removes one or more versions in the KV store",
@@ -131,32 +211,102 @@ pub const COMMANDS: &[Command] = &[
         kv::destroy
     ),
     command!("kv list", "List data or secrets", kv::MountFlags, kv::list),
-    command!("kv metadata get", "Retrieves key metadata from the KV store", kv::MetadataGetFlags, kv::metadata_get),
-    command!("kv metadata put", "Sets or updates key settings in the KV store", kv::MetadataPutFlags, kv::metadata_put),
+    command!(
+        "kv metadata get",
+        "Retrieves key metadata from the KV store",
+        kv::MetadataGetFlags,
+        kv::metadata_get
+    ),
+    command!(
+        "kv metadata put",
+        "Sets or updates key settings in the KV store",
+        kv::MetadataPutFlags,
+        kv::metadata_put
+    ),
     command!(
         "kv metadata delete",
         "Deletes all versions and metadata for a key in the KV store",
         kv::MountFlags,
         kv::metadata_delete
     ),
-    command!("secrets enable", "Enable a secrets engine", secrets::EnableFlags, secrets::enable),
-    command!("secrets disable", "Disable a secret engine", HttpOnly, secrets::disable),
-    command!("secrets list", "List enabled secrets engines", secrets::ListFlags, secrets::list),
-    command!("secrets tune", "Tune a secrets engine configuration", secrets::TuneFlags, secrets::tune),
-    command!("token create", "Create a new token", token::CreateFlags, token::create),
-    command!("token lookup", "Display information about a token", token::LookupFlags, token::lookup),
-    command!("token revoke", "Revoke a token and its children", token::RevokeFlags, token::revoke),
-    command!("token renew", "Renew a token lease", token::RenewFlags, token::renew),
+    command!(
+        "secrets enable",
+        "Enable a secrets engine",
+        secrets::EnableFlags,
+        secrets::enable
+    ),
+    command!(
+        "secrets disable",
+        "Disable a secret engine",
+        HttpOnly,
+        secrets::disable
+    ),
+    command!(
+        "secrets list",
+        "List enabled secrets engines",
+        secrets::ListFlags,
+        secrets::list
+    ),
+    command!(
+        "secrets tune",
+        "Tune a secrets engine configuration",
+        secrets::TuneFlags,
+        secrets::tune
+    ),
+    command!(
+        "token create",
+        "Create a new token",
+        token::CreateFlags,
+        token::create
+    ),
+    command!(
+        "token lookup",
+        "Display information about a token",
+        token::LookupFlags,
+        token::lookup
+    ),
+    command!(
+        "token revoke",
+        "Revoke a token and its children",
+        token::RevokeFlags,
+        token::revoke
+    ),
+    command!(
+        "token renew",
+        "Renew a token lease",
+        token::RenewFlags,
+        token::renew
+    ),
     command!(
         "token capabilities",
         "Print capabilities of a token on a path",
         HttpOutput,
         token::capabilities
     ),
-    command!("policy write", "Uploads a named policy from a file", HttpOnly, policy::write),
-    command!("policy read", "Prints the contents of a policy", HttpOutput, policy::read),
-    command!("policy list", "Lists the installed policies", HttpOutput, policy::list),
-    command!("policy delete", "Deletes a policy by name", HttpOnly, policy::delete),
+    command!(
+        "policy write",
+        "Uploads a named policy from a file",
+        HttpOnly,
+        policy::write
+    ),
+    command!(
+        "policy read",
+        "Prints the contents of a policy",
+        HttpOutput,
+        policy::read
+    ),
+    command!(
+        "policy list",
+        "Lists the installed policies",
+        HttpOutput,
+        policy::list
+    ),
+    command!(
+        "policy delete",
+        "Deletes a policy by name",
+        HttpOnly,
+        policy::delete
+    ),
     command!("policy fmt", "Formats a policy on disk", (), policy::fmt),
 ];
 
@@ -205,7 +355,9 @@ pub const GROUPS: &[Group] = &[
 ];
 
 /// Top-level commands vault lists first.
-const COMMON: &[&str] = &["read", "write", "delete", "list", "login", "server", "status", "unwrap"];
+const COMMON: &[&str] = &[
+    "read", "write", "delete", "list", "login", "server", "status", "unwrap",
+];
 
 /// `vault version`.
 async fn version((): (), _args: Vec<String>) -> CmdResult {
@@ -217,8 +369,9 @@ async fn version((): (), _args: Vec<String>) -> CmdResult {
 pub enum Found<'a> {
     /// A command, with the words after its path.
     Command(&'static Command, &'a [String]),
-    /// A group without a known subcommand after it: its listing, exit 1.
-    Group(&'static Group),
+    /// A group without a known subcommand after it: its listing (exit 1), with the words
+    /// after its path.
+    Group(&'static Group, &'a [String]),
     /// Nothing known: the top-level listing, exit 127.
     Unknown,
 }
@@ -242,14 +395,24 @@ pub fn find(words: &[String]) -> Found<'_> {
     match (command, group) {
         (Some((c, n)), Some((_, g))) if n > g => Found::Command(c, &words[n..]),
         (Some((c, n)), None) => Found::Command(c, &words[n..]),
-        (_, Some((g, _))) => Found::Group(g),
+        (_, Some((g, n))) => Found::Group(g, &words[n..]),
         (None, None) => Found::Unknown,
     }
 }
 
+/// Whether the words ask for help (`-h`, `-help`, `--help`) instead of naming a command.
+pub fn asks_help(rest: &[String]) -> bool {
+    rest.first()
+        .is_some_and(|w| matches!(w.as_str(), "-h" | "-help" | "--help"))
+}
+
 /// The direct children of `parent` (commands and groups) with their synopses, sorted.
 fn children(parent: &str) -> Vec<(&'static str, &'static str)> {
-    let depth = if parent.is_empty() { 0 } else { parent.split(' ').count() };
+    let depth = if parent.is_empty() {
+        0
+    } else {
+        parent.split(' ').count()
+    };
     let under = |path: &str| {
         let parts: Vec<&str> = path.split(' ').collect();
         parts.len() == depth + 1 && (depth == 0 || parts[..depth].join(" ") == parent)
@@ -335,7 +498,10 @@ mod tests {
         assert_eq!(sorted.len(), paths.len(), "a path is defined twice");
         for path in paths {
             if let Some((parent, _)) = path.rsplit_once(' ') {
-                assert!(GROUPS.iter().any(|g| g.path == parent), "{path} has no group {parent}");
+                assert!(
+                    GROUPS.iter().any(|g| g.path == parent),
+                    "{path} has no group {parent}"
+                );
             }
         }
         for g in GROUPS {
@@ -357,21 +523,34 @@ mod tests {
     #[test]
     fn lookup_takes_the_longest_path() {
         let w = words("operator raft snapshot save /tmp/x");
-        let Found::Command(c, rest) = find(&w) else { panic!("not found") };
+        let Found::Command(c, rest) = find(&w) else {
+            panic!("not found")
+        };
         assert_eq!(c.path, "operator raft snapshot save");
         assert_eq!(rest, ["/tmp/x"]);
         let w = words("kv get -field=a secret/x");
-        let Found::Command(c, rest) = find(&w) else { panic!("not found") };
+        let Found::Command(c, rest) = find(&w) else {
+            panic!("not found")
+        };
         assert_eq!((c.path, rest.len()), ("kv get", 2));
     }
 
     #[test]
     fn unknown_words_are_never_guessed() {
-        for line in ["operator raft frobnicate", "operator frobnicate", "operator", "kv metadata x", "print"] {
-            assert!(matches!(find(&words(line)), Found::Group(_)), "{line}");
+        for line in [
+            "operator raft frobnicate",
+            "operator frobnicate",
+            "operator",
+            "kv metadata x",
+            "print",
+        ] {
+            assert!(matches!(find(&words(line)), Found::Group(..)), "{line}");
         }
-        let Found::Group(g) = find(&words("operator raft snapshot frob")) else { panic!() };
+        let w = words("operator raft snapshot -h");
+        let Found::Group(g, rest) = find(&w) else { panic!() };
         assert_eq!(g.path, "operator raft snapshot");
+        assert!(asks_help(rest));
+        assert!(asks_help(&words("--help")) && !asks_help(&words("frobnicate -h")));
         for line in ["frobnicate", "", "-h", "raft list-peers"] {
             assert!(matches!(find(&words(line)), Found::Unknown), "{line}");
         }
@@ -379,7 +558,10 @@ mod tests {
 
     #[test]
     fn listings_use_vaults_layout() {
-        let snapshot = GROUPS.iter().find(|g| g.path == "operator raft snapshot").unwrap();
+        let snapshot = GROUPS
+            .iter()
+            .find(|g| g.path == "operator raft snapshot")
+            .unwrap();
         assert_eq!(
             group_help(snapshot),
             "Usage: vault operator raft snapshot <subcommand> [options] [args]\n\n  Restores and saves \
@@ -391,9 +573,14 @@ mod tests {
         assert!(top.starts_with(
             "Usage: vault <command> [args]\n\nCommon commands:\n    read        Read data and retrieves secrets\n"
         ));
-        assert!(top.contains("\nOther commands:\n    kv            Interact with Vault's Key-Value storage\n"));
+        assert!(
+            top.contains("\nOther commands:\n    kv            Interact with Vault's Key-Value storage\n")
+        );
         let get = COMMANDS.iter().find(|c| c.path == "kv get").unwrap();
         let help = command_help(get);
-        assert!(help.contains("\n  -field=<value>\n") && help.contains("\n  -tls-skip-verify\n"), "{help}");
+        assert!(
+            help.contains("\n  -field=<value>\n") && help.contains("\n  -tls-skip-verify\n"),
+            "{help}"
+        );
     }
 }

@@ -77,11 +77,17 @@ fn create_body(f: &CreateFlags) -> Value {
     if f.no_default_policy {
         b.insert("no_default_policy".into(), json!(true));
     }
-    b.insert("display_name".into(), json!(f.display_name.as_deref().unwrap_or_default()));
+    b.insert(
+        "display_name".into(),
+        json!(f.display_name.as_deref().unwrap_or_default()),
+    );
     b.insert("num_uses".into(), json!(f.use_limit.unwrap_or(0)));
     b.insert("renewable".into(), json!(f.renewable.unwrap_or(true)));
     b.insert("type".into(), json!(f.token_type.as_deref().unwrap_or("service")));
-    b.insert("entity_alias".into(), json!(f.entity_alias.as_deref().unwrap_or_default()));
+    b.insert(
+        "entity_alias".into(),
+        json!(f.entity_alias.as_deref().unwrap_or_default()),
+    );
     Value::Object(b)
 }
 

@@ -81,7 +81,9 @@ impl<'a> Fields<'a> {
             Some(_) => return Err(CoreError::invalid(format!("field \"{name}\" must be a duration"))),
         };
         let refuse = |why: &dyn std::fmt::Display| {
-            CoreError::invalid(format!("error converting input {text} for field \"{name}\": {why}"))
+            CoreError::invalid(format!(
+                "error converting input {text} for field \"{name}\": {why}"
+            ))
         };
         let secs = labnode_duration::parse_signed(&text)
             .map_err(|e| refuse(&e))?

@@ -449,9 +449,10 @@ async fn handle_v1(
     }
     let wrap_ttl = match headers.get("x-vault-wrap-ttl").and_then(|v| v.to_str().ok()) {
         None => None,
-        Some(v) => Some(labnode_duration::parse(v).map_err(|e| {
-            CoreError::invalid(format!("error parsing X-Vault-Wrap-TTL header: {e}"))
-        })?),
+        Some(v) => Some(
+            labnode_duration::parse(v)
+                .map_err(|e| CoreError::invalid(format!("error parsing X-Vault-Wrap-TTL header: {e}")))?,
+        ),
     };
     let req = Request {
         operation,
