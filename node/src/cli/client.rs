@@ -10,8 +10,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::duration;
-use super::flags::Parsed;
+use super::flags::HttpFlags;
 use super::CliError;
 
 /// Vault's response envelope, with fields in the Go `api.Secret` order so JSON output matches.
@@ -241,59 +240,54 @@ fn env_nonempty(name: &str) -> Option<String> {
 
 impl Client {
     /// Builds a client from the common flags and the `VAULT_*` environment, as vault does.
-    pub fn from_flags(p: &Parsed) -> Result<Client, CliError> {
-        let addr = p
-            .str("address")
-            .map(str::to_string)
+    pub fn from_flags(f: &HttpFlags) -> Result<Client, CliError> {
+        let addr = f
+            .address
+            .clone()
             .or_else(|| env_nonempty("VAULT_ADDR"))
             .unwrap_or_else(|| "https://127.0.0.1:8200".into());
         let addr = addr.trim_end_matches('/').to_string();
         let local = |e: String| CliError::Local(format!("Error initializing client: {e}"));
         let timeout = match env_nonempty("VAULT_CLIENT_TIMEOUT") {
-            Some(t) => duration::parse(&t).map_err(local)?,
-            None => 60 * duration::SECOND,
+            Some(t) => labnode_duration::parse(&t).map_err(|e| local(e.to_string()))?,
+            None => Duration::from_secs(60),
         };
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_nanos(u64::try_from(timeout).unwrap_or(u64::MAX)));
-        let skip = p.bool("tls-skip-verify")
+            .timeout(timeout);
+        let skip = f.tls_skip_verify
             || env_nonempty("VAULT_SKIP_VERIFY")
                 .and_then(|v| super::flags::parse_bool(&v))
                 .unwrap_or(false);
         if skip {
             builder = builder.danger_accept_invalid_certs(true);
         }
-        let cacert = p
-            .str("ca-cert")
-            .map(str::to_string)
-            .or_else(|| env_nonempty("VAULT_CACERT"));
-        if let Some(path) = cacert {
+        if let Some(path) = f.ca_cert.clone().or_else(|| env_nonempty("VAULT_CACERT")) {
             let pem = std::fs::read(&path).map_err(|e| local(format!("{path}: {e}")))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| local(e.to_string()))?;
             for c in certs {
                 builder = builder.add_root_certificate(c);
             }
         }
-        let cert = p
-            .str("client-cert")
-            .map(str::to_string)
+        let cert = f
+            .client_cert
+            .clone()
             .or_else(|| env_nonempty("VAULT_CLIENT_CERT"));
-        let key = p
-            .str("client-key")
-            .map(str::to_string)
-            .or_else(|| env_nonempty("VAULT_CLIENT_KEY"));
+        let key = f.client_key.clone().or_else(|| env_nonempty("VAULT_CLIENT_KEY"));
         if let (Some(cert), Some(key)) = (cert, key) {
             let mut pem = std::fs::read(&cert).map_err(|e| local(format!("{cert}: {e}")))?;
             pem.extend(std::fs::read(&key).map_err(|e| local(format!("{key}: {e}")))?);
             builder = builder.identity(reqwest::Identity::from_pem(&pem).map_err(|e| local(e.to_string()))?);
         }
         let http = builder.build().map_err(|e| local(e.to_string()))?;
-        let wrap_ttl = p
-            .str("wrap-ttl")
-            .or(env_nonempty("VAULT_WRAP_TTL").as_deref())
-            .map(|w| duration::format(duration::parse(w).unwrap_or(0)));
-        let headers = p
-            .list("header")
+        // Vault's DefaultWrappingLookupFunc: a non-zero flag, else VAULT_WRAP_TTL verbatim.
+        let wrap_ttl = f
+            .wrap_ttl
+            .filter(|d| *d != labnode_duration::GoDuration::ZERO)
+            .map(|d| d.to_string())
+            .or_else(|| env_nonempty("VAULT_WRAP_TTL"));
+        let headers = f
+            .header
             .iter()
             .filter_map(|h| h.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
@@ -303,8 +297,8 @@ impl Client {
             token: default_token(),
             wrap_ttl,
             headers,
-            curl: p.bool("output-curl-string"),
-            policy_override: p.bool("policy-override"),
+            curl: f.output_curl_string,
+            policy_override: f.policy_override,
         })
     }
 

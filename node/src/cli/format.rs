@@ -3,11 +3,11 @@
 
 use std::io::{IsTerminal, Write};
 
+use labnode_duration::{format_human, GoDuration};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::client::Secret;
-use super::duration;
 use super::CliError;
 
 /// The `-format` / `VAULT_FORMAT` choice.
@@ -102,10 +102,16 @@ pub fn looks_like_duration(k: &str) -> bool {
         || k == "ttl_max"
 }
 
+/// Vault's `humanDuration` of whole seconds; a count too large for Go's durations (where Go
+/// would wrap around) is shown as plain seconds.
+pub fn human_secs(secs: i64) -> String {
+    GoDuration::checked_from_secs(secs).map_or_else(|| format!("{secs}s"), format_human)
+}
+
 /// Vault's `humanDurationInt`: integers become human durations, anything else is kept.
 pub fn human_duration_value(v: &Value) -> String {
     match v.as_i64() {
-        Some(secs) => duration::human(i128::from(secs) * duration::SECOND),
+        Some(secs) => human_secs(secs),
         None => go_value(v),
     }
 }
@@ -369,7 +375,7 @@ pub fn secret_rows(secret: &Secret) -> Vec<(String, String)> {
     let mut rows = Vec::new();
     let row = |k: &str, v: String| (k.to_string(), v);
     if secret.lease_duration > 0 {
-        let d = duration::human(i128::from(secret.lease_duration) * duration::SECOND);
+        let d = human_secs(secret.lease_duration);
         if secret.lease_id.is_empty() {
             rows.push(row("refresh_interval", d));
         } else {
@@ -384,7 +390,7 @@ pub fn secret_rows(secret: &Secret) -> Vec<(String, String)> {
         let dur = if auth.lease_duration == 0 {
             "∞".to_string()
         } else {
-            duration::human(i128::from(auth.lease_duration) * duration::SECOND)
+            human_secs(auth.lease_duration)
         };
         rows.push(row("token_duration", dur));
         rows.push(row("token_renewable", auth.renewable.to_string()));
@@ -409,10 +415,7 @@ pub fn secret_rows(secret: &Secret) -> Vec<(String, String)> {
     if let Some(w) = &secret.wrap_info {
         rows.push(row("wrapping_token:", w.token.clone()));
         rows.push(row("wrapping_accessor:", w.accessor.clone()));
-        rows.push(row(
-            "wrapping_token_ttl:",
-            duration::human(i128::from(w.ttl) * duration::SECOND),
-        ));
+        rows.push(row("wrapping_token_ttl:", human_secs(w.ttl)));
         rows.push(row("wrapping_token_creation_time:", go_time(&w.creation_time)));
         rows.push(row("wrapping_token_creation_path:", w.creation_path.clone()));
         if !w.wrapped_accessor.is_empty() {

@@ -1,29 +1,78 @@
 //! `vault kv ...`: learns the mount and KV version from `sys/internal/ui/mounts/<path>`
 //! first, exactly as vault does, then talks to the v1 or v2 paths.
 
+use labnode_duration::GoDuration;
 use serde_json::{json, Map, Value};
 
 use super::client::{Body, Client};
-use super::flags::{self, flag, Kind, Parsed, FIELD, HTTP, OUTPUT};
+use super::flags::{flag_set, CommaList, FieldFlag, HttpFlags, OutputFlags};
 use super::format::{self, Format};
 use super::logical::{self, sanitize};
 use super::{data, CliError, CmdResult, Context};
 
-const MOUNT: &[flags::Flag] = &[flag("mount", Kind::Str)];
+flag_set! {
+    /// `-mount` and the common flags: `kv list`, `kv metadata delete`.
+    pub struct MountFlags [http: HttpFlags, output: OutputFlags] {
+        /// The mount, when the path is relative to it.
+        mount: Option<String> = "mount",
+    }
+}
 
-/// Dispatches `kv <sub>`.
-pub async fn run(sub: &str, args: &[String]) -> CmdResult {
-    match sub {
-        "get" => get(args).await,
-        "put" => put(args, false).await,
-        "patch" => put(args, true).await,
-        "delete" => delete(args).await,
-        "undelete" => versions_op(args, "undelete").await,
-        "destroy" => versions_op(args, "destroy").await,
-        "list" => list(args).await,
-        "metadata get" => metadata_get(args).await,
-        "metadata put" => metadata_put(args).await,
-        _ => metadata_delete(args).await,
+flag_set! {
+    /// Flags of `kv get`.
+    pub struct GetFlags [http: HttpFlags, output: OutputFlags, field: FieldFlag] {
+        /// The mount, when the path is relative to it.
+        mount: Option<String> = "mount",
+        /// The version to read (KV v2).
+        version: Option<i64> = "version",
+    }
+}
+
+flag_set! {
+    /// Flags of `kv put` and `kv patch`.
+    pub struct PutFlags [http: HttpFlags, output: OutputFlags, field: FieldFlag] {
+        /// The mount, when the path is relative to it.
+        mount: Option<String> = "mount",
+        /// Check-and-set version (KV v2).
+        cas: Option<i64> = "cas",
+        /// `patch` or `rw` for `kv patch`.
+        method: Option<String> = "method",
+        /// Keys `kv patch` removes.
+        remove_data: Vec<String> = "remove-data",
+    }
+}
+
+flag_set! {
+    /// Flags of `kv delete`, `kv undelete` and `kv destroy`.
+    pub struct VersionsFlags [http: HttpFlags, output: OutputFlags] {
+        /// The mount, when the path is relative to it.
+        mount: Option<String> = "mount",
+        /// The versions to act on.
+        versions: CommaList = "versions",
+    }
+}
+
+flag_set! {
+    /// Flags of `kv metadata get`.
+    pub struct MetadataGetFlags [http: HttpFlags, output: OutputFlags, field: FieldFlag] {
+        /// The mount, when the path is relative to it.
+        mount: Option<String> = "mount",
+    }
+}
+
+flag_set! {
+    /// Flags of `kv metadata put`.
+    pub struct MetadataPutFlags [http: HttpFlags, output: OutputFlags] {
+        /// The mount, when the path is relative to it.
+        mount: Option<String> = "mount",
+        /// Versions to keep; sent only when zero or more.
+        max_versions: Option<i64> = "max-versions",
+        /// Require check-and-set on writes; sent only when given.
+        cas_required: Option<bool> = "cas-required",
+        /// Delete versions this long after writing; sent only when given.
+        delete_version_after: Option<GoDuration> = "delete-version-after",
+        /// `k=v` pairs of custom metadata.
+        custom_metadata: Vec<String> = "custom-metadata",
     }
 }
 
@@ -90,9 +139,9 @@ impl Target {
     }
 }
 
-async fn target(client: &Client, p: &Parsed, raw: &str) -> Result<Target, CliError> {
+async fn target(client: &Client, mount: Option<&str>, raw: &str) -> Result<Target, CliError> {
     let raw = sanitize(raw);
-    if let Some(m) = p.str("mount").filter(|m| !m.is_empty()) {
+    if let Some(m) = mount.filter(|m| !m.is_empty()) {
         let mount = format!("{}/", sanitize(m));
         let (_, version) = preflight(client, &mount).await?;
         let path = join(&[&mount, &raw]);
@@ -110,8 +159,8 @@ async fn target(client: &Client, p: &Parsed, raw: &str) -> Result<Target, CliErr
     })
 }
 
-fn need_path(p: &Parsed) -> Result<(), CliError> {
-    match p.args.len() {
+fn need_path(args: &[String]) -> Result<(), CliError> {
+    match args.len() {
         0 => Err(CliError::Usage("Not enough arguments (expected 1, got 0)".into())),
         1 => Ok(()),
         n => Err(CliError::Usage(format!(
@@ -126,16 +175,16 @@ fn output_path(path: &str, header: &str) {
     format::out("");
 }
 
-async fn get(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD, MOUNT, &[flag("version", Kind::Int)]], args)?;
-    need_path(&p)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let t = target(&client, &p, &p.args[0]).await?;
+/// `vault kv get KEY`.
+pub async fn get(f: GetFlags, args: Vec<String>) -> CmdResult {
+    need_path(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let t = target(&client, f.mount.as_deref(), &args[0]).await?;
     let full = t.api("data");
     let mut query = Vec::new();
-    if t.v2 && p.int("version", 0) > 0 {
-        query.push(("version".to_string(), p.int("version", 0).to_string()));
+    if let Some(version) = f.version.filter(|v| t.v2 && *v > 0) {
+        query.push(("version".to_string(), version.to_string()));
     }
     let secret = client
         .logical_read("GET", &full, &query)
@@ -144,7 +193,7 @@ async fn get(args: &[String]) -> CmdResult {
     let Some(secret) = secret else {
         return Err(CliError::Remote(format!("No value found at {full}")));
     };
-    if let Some(field) = p.str("field").filter(|f| !f.is_empty()) {
+    if let Some(field) = f.field.field.as_deref().filter(|f| !f.is_empty()) {
         if !t.v2 {
             return format::print_secret_field(&secret, field, fmt);
         }
@@ -188,30 +237,32 @@ async fn get(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn put(args: &[String], patch: bool) -> CmdResult {
-    let extra: &[flags::Flag] = &[
-        flag("cas", Kind::Int),
-        flag("method", Kind::Str),
-        flag("remove-data", Kind::Multi),
-    ];
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD, MOUNT, extra], args)?;
-    match p.args.len() {
+/// `vault kv put KEY K=V...`.
+pub async fn put(f: PutFlags, args: Vec<String>) -> CmdResult {
+    write(f, args, false).await
+}
+
+/// `vault kv patch KEY K=V...`.
+pub async fn patch(f: PutFlags, args: Vec<String>) -> CmdResult {
+    write(f, args, true).await
+}
+
+async fn write(f: PutFlags, args: Vec<String>, patch: bool) -> CmdResult {
+    match args.len() {
         0 => {
             return Err(CliError::Usage(
                 "Not enough arguments (expected >1, got 0)".into(),
             ))
         }
-        1 if !patch || p.list("remove-data").is_empty() => {
-            return Err(CliError::Usage("Must supply data".into()))
-        }
+        1 if !patch || f.remove_data.is_empty() => return Err(CliError::Usage("Must supply data".into())),
         _ => {}
     }
-    let fmt = Format::resolve(p.str("format"))?;
-    let body = data::build(&p.args[1..], &mut std::io::stdin())
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let body = data::build(&args[1..], &mut std::io::stdin())
         .map_err(|e| CliError::Usage(format!("Failed to parse K=V data: {e}")))?
         .unwrap_or_default();
-    let client = Client::from_flags(&p)?;
-    let t = target(&client, &p, &p.args[0]).await?;
+    let client = Client::from_flags(&f.http)?;
+    let t = target(&client, f.mount.as_deref(), &args[0]).await?;
     if patch && !t.v2 {
         return Err(CliError::Remote(
             "K/V engine mount must be version 2 for patch support".into(),
@@ -221,19 +272,19 @@ async fn put(args: &[String], patch: bool) -> CmdResult {
     let mut payload = Value::Object(body);
     if t.v2 {
         let mut options = Map::new();
-        if p.int("cas", -1) > -1 {
-            options.insert("cas".into(), json!(p.int("cas", -1)));
+        if let Some(cas) = f.cas.filter(|c| *c > -1) {
+            options.insert("cas".into(), json!(cas));
         }
         if patch {
             let mut d = payload.as_object().cloned().unwrap_or_default();
-            for k in p.list("remove-data") {
-                d.insert(k, Value::Null);
+            for k in &f.remove_data {
+                d.insert(k.clone(), Value::Null);
             }
             payload = Value::Object(d);
         }
         payload = json!({ "data": payload, "options": options });
     }
-    let method = if patch && p.str("method") != Some("rw") {
+    let method = if patch && f.method.as_deref() != Some("rw") {
         "PATCH"
     } else {
         "PUT"
@@ -244,12 +295,12 @@ async fn put(args: &[String], patch: bool) -> CmdResult {
             outcome,
             format!("Error writing data to {full}"),
             format!("Success! Data written to: {full}"),
-            p.str("field"),
+            f.field.field.as_deref(),
             fmt,
         );
     }
     let secret = outcome.secret.unwrap_or_default();
-    if let Some(field) = p.str("field").filter(|f| !f.is_empty()) {
+    if let Some(field) = f.field.field.as_deref().filter(|f| !f.is_empty()) {
         return format::print_secret_field(&secret, field, fmt);
     }
     if fmt == Format::Table {
@@ -263,17 +314,13 @@ async fn put(args: &[String], patch: bool) -> CmdResult {
     Ok(0)
 }
 
-fn versions(p: &Parsed) -> Vec<String> {
-    p.list("versions")
-}
-
-async fn delete(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, MOUNT, &[flag("versions", Kind::List)]], args)?;
-    need_path(&p)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let t = target(&client, &p, &p.args[0]).await?;
-    let vs = versions(&p);
+/// `vault kv delete KEY`.
+pub async fn delete(f: VersionsFlags, args: Vec<String>) -> CmdResult {
+    need_path(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let t = target(&client, f.mount.as_deref(), &args[0]).await?;
+    let vs = f.versions.items;
     if t.v2 && !vs.is_empty() {
         let full = t.api("delete");
         let outcome = client
@@ -286,18 +333,27 @@ async fn delete(args: &[String]) -> CmdResult {
     logical::deleted(outcome, &full, fmt)
 }
 
-async fn versions_op(args: &[String], op: &str) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, MOUNT, &[flag("versions", Kind::List)]], args)?;
-    let vs = versions(&p);
+/// `vault kv undelete -versions=N KEY`.
+pub async fn undelete(f: VersionsFlags, args: Vec<String>) -> CmdResult {
+    versions_op(f, args, "undelete").await
+}
+
+/// `vault kv destroy -versions=N KEY`.
+pub async fn destroy(f: VersionsFlags, args: Vec<String>) -> CmdResult {
+    versions_op(f, args, "destroy").await
+}
+
+async fn versions_op(f: VersionsFlags, args: Vec<String>, op: &str) -> CmdResult {
+    let vs = f.versions.items;
     if vs.is_empty() {
         return Err(CliError::Usage(format!(
             "No versions provided, use the \"-versions\" flag to specify the version to {op}."
         )));
     }
-    need_path(&p)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let t = target(&client, &p, &p.args[0]).await?;
+    need_path(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let t = target(&client, f.mount.as_deref(), &args[0]).await?;
     if !t.v2 {
         let what = if op == "undelete" { "Undelete" } else { "Destroy" };
         return Err(CliError::Usage(format!("{what} not supported on KV Version 1")));
@@ -317,12 +373,12 @@ async fn put_and_report(client: &Client, full: &str, body: Value, fmt: Format) -
     )
 }
 
-async fn list(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, MOUNT], args)?;
-    need_path(&p)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let t = target(&client, &p, &p.args[0]).await?;
+/// `vault kv list PATH`.
+pub async fn list(f: MountFlags, args: Vec<String>) -> CmdResult {
+    need_path(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let t = target(&client, f.mount.as_deref(), &args[0]).await?;
     let full = t.api("metadata");
     let secret = logical::list_path(&client, &full)
         .await
@@ -330,12 +386,12 @@ async fn list(args: &[String]) -> CmdResult {
     logical::output_list(secret, &full, fmt)
 }
 
-async fn metadata_get(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD, MOUNT], args)?;
-    need_path(&p)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let t = target(&client, &p, &p.args[0]).await?;
+/// `vault kv metadata get KEY`.
+pub async fn metadata_get(f: MetadataGetFlags, args: Vec<String>) -> CmdResult {
+    need_path(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let t = target(&client, f.mount.as_deref(), &args[0]).await?;
     if !t.v2 {
         return Err(CliError::Usage("Metadata not supported on KV Version 1".into()));
     }
@@ -347,7 +403,7 @@ async fn metadata_get(args: &[String]) -> CmdResult {
     let Some(mut secret) = secret else {
         return Err(CliError::Remote(format!("No value found at {full}")));
     };
-    if let Some(field) = p.str("field").filter(|f| !f.is_empty()) {
+    if let Some(field) = f.field.field.as_deref().filter(|f| !f.is_empty()) {
         return format::print_secret_field(&secret, field, fmt);
     }
     if fmt != Format::Table {
@@ -383,36 +439,27 @@ async fn metadata_get(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn metadata_put(args: &[String]) -> CmdResult {
-    let extra: &[flags::Flag] = &[
-        flag("max-versions", Kind::Int),
-        flag("cas-required", Kind::Bool),
-        flag("delete-version-after", Kind::Duration),
-        flag("custom-metadata", Kind::Multi),
-    ];
-    let p = flags::parse(&[HTTP, OUTPUT, MOUNT, extra], args)?;
-    need_path(&p)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let t = target(&client, &p, &p.args[0]).await?;
+/// `vault kv metadata put KEY`.
+pub async fn metadata_put(f: MetadataPutFlags, args: Vec<String>) -> CmdResult {
+    need_path(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let t = target(&client, f.mount.as_deref(), &args[0]).await?;
     if !t.v2 {
         return Err(CliError::Usage("Metadata not supported on KV Version 1".into()));
     }
     let mut body = Map::new();
-    if p.int("max-versions", -1) >= 0 {
-        body.insert("max_versions".into(), json!(p.int("max-versions", -1)));
+    if let Some(max) = f.max_versions.filter(|n| *n >= 0) {
+        body.insert("max_versions".into(), json!(max));
     }
-    if p.is_set("cas-required") {
-        body.insert("cas_required".into(), json!(p.bool("cas-required")));
+    if let Some(required) = f.cas_required {
+        body.insert("cas_required".into(), json!(required));
     }
-    if p.is_set("delete-version-after") {
-        body.insert(
-            "delete_version_after".into(),
-            json!(super::duration::format(p.duration("delete-version-after"))),
-        );
+    if let Some(after) = f.delete_version_after {
+        body.insert("delete_version_after".into(), json!(after.to_string()));
     }
-    let custom: Map<String, Value> = p
-        .list("custom-metadata")
+    let custom: Map<String, Value> = f
+        .custom_metadata
         .iter()
         .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), json!(v))))
         .collect();
@@ -422,12 +469,12 @@ async fn metadata_put(args: &[String]) -> CmdResult {
     put_and_report(&client, &t.api("metadata"), Value::Object(body), fmt).await
 }
 
-async fn metadata_delete(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, MOUNT], args)?;
-    need_path(&p)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let t = target(&client, &p, &p.args[0]).await?;
+/// `vault kv metadata delete KEY`.
+pub async fn metadata_delete(f: MountFlags, args: Vec<String>) -> CmdResult {
+    need_path(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let t = target(&client, f.mount.as_deref(), &args[0]).await?;
     if !t.v2 {
         return Err(CliError::Usage("Metadata not supported on KV Version 1".into()));
     }

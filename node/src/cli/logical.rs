@@ -3,21 +3,30 @@
 use serde_json::Value;
 
 use super::client::{Body, Client, Secret};
-use super::flags::{self, flag, Kind, FIELD, HTTP, OUTPUT};
+use super::flags::{flag_set, FieldFlag, HttpFlags, HttpOutput, OutputFlags};
 use super::format::{self, Format};
 use super::{data, expect_args, CliError, CmdResult, Context};
 
-const FORCE: &[flags::Flag] = &[flag("force", Kind::Bool), flag("f", Kind::Bool)];
+flag_set! {
+    /// Commands that print a secret: `read`, `unwrap`.
+    pub struct SecretFlags [http: HttpFlags, output: OutputFlags, field: FieldFlag] {}
+}
 
-/// Dispatches the generic path commands.
-pub async fn run(cmd: &str, args: &[String]) -> CmdResult {
-    match cmd {
-        "read" => read(args).await,
-        "write" => write(args).await,
-        "delete" => delete(args).await,
-        "list" => list(args).await,
-        _ => unwrap(args).await,
+flag_set! {
+    /// Flags of `write`.
+    pub struct WriteFlags [http: HttpFlags, output: OutputFlags, field: FieldFlag] {
+        /// Write even without data.
+        force: bool = "force",
+        /// Short for `-force`.
+        f: bool = "f",
     }
+}
+
+flag_set! {
+    /// Flags of `list`.
+    pub struct ListFlags [http: HttpFlags, output: OutputFlags]
+    ignore { "detailed": Bool }
+    {}
 }
 
 /// Vault's `sanitizePath`: no surrounding whitespace or slashes.
@@ -45,13 +54,13 @@ fn query_from(args: &[String]) -> Result<Vec<(String, String)>, CliError> {
         .collect())
 }
 
-async fn read(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD], args)?;
-    expect_min(&p.args)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let path = sanitize(&p.args[0]);
-    let query = query_from(&p.args[1..])?;
+/// `vault read PATH [K=V...]`.
+pub async fn read(f: SecretFlags, args: Vec<String>) -> CmdResult {
+    expect_min(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let path = sanitize(&args[0]);
+    let query = query_from(&args[1..])?;
     let secret = client
         .logical_read("GET", &path, &query)
         .await
@@ -59,7 +68,7 @@ async fn read(args: &[String]) -> CmdResult {
     let Some(secret) = secret else {
         return Err(CliError::Remote(format!("No value found at {path}")));
     };
-    show(&secret, p.str("field"), fmt)
+    show(&secret, f.field.field.as_deref(), fmt)
 }
 
 fn expect_min(args: &[String]) -> Result<(), CliError> {
@@ -104,15 +113,15 @@ pub fn show_write(
     }
 }
 
-async fn write(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD, FORCE], args)?;
-    expect_min(&p.args)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let path = sanitize(&p.args[0]);
-    let body = data::build(&p.args[1..], &mut std::io::stdin())
+/// `vault write PATH [K=V...]`.
+pub async fn write(f: WriteFlags, args: Vec<String>) -> CmdResult {
+    expect_min(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let path = sanitize(&args[0]);
+    let body = data::build(&args[1..], &mut std::io::stdin())
         .map_err(|e| CliError::Usage(format!("Failed to parse K=V data: {e}")))?;
-    if body.as_ref().is_none_or(|m| m.is_empty()) && !(p.bool("force") || p.bool("f")) {
+    if body.as_ref().is_none_or(|m| m.is_empty()) && !(f.force || f.f) {
         return Err(CliError::Usage("Must supply data or use -force".into()));
     }
     let body = Body::Json(body.map(Value::Object).unwrap_or(Value::Null));
@@ -121,18 +130,18 @@ async fn write(args: &[String]) -> CmdResult {
         outcome,
         format!("Error writing data to {path}"),
         format!("Success! Data written to: {path}"),
-        p.str("field"),
+        f.field.field.as_deref(),
         fmt,
     )
 }
 
-async fn delete(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT], args)?;
-    expect_min(&p.args)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let path = sanitize(&p.args[0]);
-    let query = query_from(&p.args[1..])?;
+/// `vault delete PATH [K=V...]`.
+pub async fn delete(f: HttpOutput, args: Vec<String>) -> CmdResult {
+    expect_min(&args)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let path = sanitize(&args[0]);
+    let query = query_from(&args[1..])?;
     let outcome = if query.is_empty() {
         client.logical_write("DELETE", &path, &Body::Empty).await?
     } else {
@@ -159,12 +168,12 @@ pub fn deleted(outcome: super::client::Outcome, path: &str, fmt: Format) -> CmdR
     Ok(0)
 }
 
-async fn list(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, &[flag("detailed", Kind::Bool)]], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let path = sanitize(&p.args[0]);
+/// `vault list PATH`.
+pub async fn list(f: ListFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let path = sanitize(&args[0]);
     let secret = list_path(&client, &path)
         .await
         .context(format!("Error listing {path}"))?;
@@ -204,12 +213,12 @@ pub fn output_list(secret: Option<Secret>, path: &str, fmt: Format) -> CmdResult
     Ok(0)
 }
 
-async fn unwrap(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD], args)?;
-    expect_args(&p.args, 0, 1)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let mut client = Client::from_flags(&p)?;
-    let wrapping = p.args.first().map(|t| t.trim().to_string()).unwrap_or_default();
+/// `vault unwrap [TOKEN]`.
+pub async fn unwrap(f: SecretFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 1)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let mut client = Client::from_flags(&f.http)?;
+    let wrapping = args.first().map(|t| t.trim().to_string()).unwrap_or_default();
     let mut body = Value::Null;
     if !wrapping.is_empty() {
         match &client.token {
@@ -225,8 +234,8 @@ async fn unwrap(args: &[String]) -> CmdResult {
     let Some(secret) = resp.secret()? else {
         return Err(CliError::Remote("Could not find wrapped response".into()));
     };
-    if let Some(f) = p.str("field").filter(|f| !f.is_empty()) {
-        return format::print_secret_field(&secret, f, fmt);
+    if let Some(field) = f.field.field.as_deref().filter(|f| !f.is_empty()) {
+        return format::print_secret_field(&secret, field, fmt);
     }
     if secret
         .data

@@ -1,12 +1,12 @@
 //! The vault-compatible command line: `labnode <cmd>` and `vault <cmd>` (through a
 //! symlink) behave identically so Vault course commands run verbatim.
 //!
-//! Layout: [`flags`] parses Go-style flags, [`client`] speaks HTTP, [`format`] renders
-//! vault's tables and JSON, and one module per command group does the work.
+//! Layout: [`table`] defines every command and group once, [`flags`] parses Go-style flags
+//! into each command's typed flag struct, [`client`] speaks HTTP, [`format`] renders vault's
+//! tables and JSON, and one module per command group does the work.
 
 mod client;
 mod data;
-mod duration;
 mod flags;
 mod format;
 mod kv;
@@ -16,6 +16,7 @@ mod policy;
 mod raft;
 mod secrets;
 mod server;
+mod table;
 mod token;
 
 use std::ffi::OsString;
@@ -84,85 +85,50 @@ impl<T> Context<T> for Result<T, CliError> {
 /// What a command returns: its exit code, or a failure to print.
 type CmdResult = Result<u8, CliError>;
 
-/// Every command path the dispatcher knows, longest match wins.
-const COMMANDS: &[&str] = &[
-    "server",
-    "status",
-    "read",
-    "write",
-    "delete",
-    "list",
-    "login",
-    "unwrap",
-    "print token",
-    "version",
-    "operator init",
-    "operator unseal",
-    "operator seal",
-    "operator step-down",
-    "operator validate-config",
-    "operator members",
-    "operator generate-root",
-    "operator raft list-peers",
-    "operator raft join",
-    "operator raft remove-peer",
-    "operator raft snapshot save",
-    "operator raft snapshot restore",
-    "operator raft autopilot state",
-    "kv get",
-    "kv put",
-    "kv patch",
-    "kv delete",
-    "kv undelete",
-    "kv destroy",
-    "kv list",
-    "kv metadata get",
-    "kv metadata put",
-    "kv metadata delete",
-    "secrets enable",
-    "secrets disable",
-    "secrets list",
-    "secrets tune",
-    "token create",
-    "token lookup",
-    "token revoke",
-    "token renew",
-    "token capabilities",
-    "policy write",
-    "policy read",
-    "policy list",
-    "policy delete",
-    "policy fmt",
-];
-
 /// Runs the CLI with the process arguments; argv[0] may be `vault`.
 pub fn run(args: Vec<OsString>) -> ExitCode {
-    let args: Vec<String> = args
+    let words: Vec<String> = args
         .into_iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let found = COMMANDS
-        .iter()
-        .filter(|c| {
-            let parts: Vec<&str> = c.split(' ').collect();
-            words.len() >= parts.len() && words[..parts.len()] == parts[..]
-        })
-        .max_by_key(|c| c.len());
-    let Some(cmd) = found else {
-        return ExitCode::from(usage(&words));
-    };
-    let rest = args[cmd.split(' ').count()..].to_vec();
-    let result = if *cmd == "server" {
-        server::run(&rest)
-    } else {
-        restore_default_sigpipe();
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(dispatch(cmd, rest)),
-            Err(e) => Err(CliError::Local(format!("Error starting runtime: {e}"))),
+    let (command, rest) = match table::find(&words) {
+        table::Found::Command(command, rest) => (command, rest),
+        // Asked for, a listing goes to stdout with success; otherwise it is the error.
+        table::Found::Group(group, rest) if table::asks_help(rest) => {
+            format::out(&table::group_help(group));
+            return ExitCode::SUCCESS;
+        }
+        table::Found::Group(group, _) => {
+            format::err(&table::group_help(group));
+            return ExitCode::from(1);
+        }
+        table::Found::Unknown if table::asks_help(&words) => {
+            format::out(&table::top_help());
+            return ExitCode::SUCCESS;
+        }
+        table::Found::Unknown => {
+            format::err(&table::top_help());
+            return ExitCode::from(127);
         }
     };
+    let result = flags::parse(&(command.flags)(), rest).and_then(|parsed| {
+        if parsed.help {
+            format::out(&table::command_help(command));
+            return Ok(0);
+        }
+        match command.action {
+            table::Action::Blocking(run) => run(parsed),
+            table::Action::Async(run) => {
+                restore_default_sigpipe();
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| CliError::Local(format!("Error starting runtime: {e}")))?
+                    .block_on(run(parsed))
+            }
+        }
+    });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(CliError::Curl(s)) => {
@@ -186,52 +152,6 @@ fn restore_default_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-}
-
-async fn dispatch(cmd: &str, args: Vec<String>) -> CmdResult {
-    let (group, sub) = cmd.split_once(' ').unwrap_or((cmd, ""));
-    match group {
-        "status" => operator::status(&args).await,
-        "read" | "write" | "delete" | "list" | "unwrap" => logical::run(group, &args).await,
-        "login" | "print" => token::run_top(group, &args).await,
-        "version" => {
-            format::out(&format!("Vault v{} (labnode)", env!("CARGO_PKG_VERSION")));
-            Ok(0)
-        }
-        "operator" if sub.starts_with("raft ") => raft::run(&sub["raft ".len()..], &args).await,
-        "operator" => operator::run(sub, &args).await,
-        "kv" => kv::run(sub, &args).await,
-        "secrets" => secrets::run(sub, &args).await,
-        "token" => token::run(sub, &args).await,
-        "policy" => policy::run(sub, &args).await,
-        _ => Ok(usage(&[group])),
-    }
-}
-
-/// Prints the subcommands under a partial path, like vault's help, and returns 127.
-fn usage(words: &[&str]) -> u8 {
-    let prefix: Vec<&str> = words
-        .iter()
-        .copied()
-        .take_while(|w| !w.starts_with('-'))
-        .collect();
-    let mut matching: Vec<&str> = COMMANDS
-        .iter()
-        .copied()
-        .filter(|c| {
-            let parts: Vec<&str> = c.split(' ').collect();
-            parts.len() > prefix.len() && parts[..prefix.len()] == prefix[..]
-        })
-        .collect();
-    if matching.is_empty() {
-        matching = COMMANDS.to_vec();
-    }
-    format::err(&format!("Usage: vault {} <command> [args]", prefix.join(" ")).replace("  ", " "));
-    format::err("");
-    for c in matching {
-        format::err(&format!("    {c}"));
-    }
-    127
 }
 
 /// Checks the positional count like vault (`Not enough arguments (expected 1, got 0)`).

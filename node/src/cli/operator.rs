@@ -7,22 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::client::{Body, Client};
-use super::flags::{self, flag, Kind, HTTP, OUTPUT};
+use super::flags::{flag_set, CommaList, HttpFlags, HttpOnly, HttpOutput, OutputFlags};
 use super::format::{self, Format};
 use super::{expect_args, read_secret, CliError, CmdResult, Context};
-
-/// Dispatches `operator <sub>` (raft is elsewhere).
-pub async fn run(sub: &str, args: &[String]) -> CmdResult {
-    match sub {
-        "init" => init(args).await,
-        "unseal" => unseal(args).await,
-        "seal" => seal(args).await,
-        "step-down" => step_down(args).await,
-        "validate-config" => validate_config(args),
-        "members" => members(args).await,
-        _ => generate_root(args).await,
-    }
-}
 
 fn skip_empty(s: &str) -> bool {
     s.is_empty()
@@ -209,11 +196,10 @@ async fn seal_status(client: &Client) -> Result<SealStatus, CliError> {
 }
 
 /// `vault status`: 0 unsealed, 2 sealed, 1 on error.
-pub async fn status(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
+pub async fn status(f: HttpOutput, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
     let seal = seal_status(&client)
         .await
         .context("Error checking seal status")
@@ -248,22 +234,34 @@ struct MachineInit {
     root_token: String,
 }
 
-async fn init(args: &[String]) -> CmdResult {
-    let own: &[flags::Flag] = &[
-        flag("key-shares", Kind::Int),
-        flag("key-threshold", Kind::Int),
-        flag("pgp-keys", Kind::List),
-        flag("root-token-pgp-key", Kind::Str),
-        flag("recovery-shares", Kind::Int),
-        flag("recovery-threshold", Kind::Int),
-        flag("recovery-pgp-keys", Kind::List),
-        flag("status", Kind::Bool),
-    ];
-    let p = flags::parse(&[HTTP, OUTPUT, own], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    if p.bool("status") {
+flag_set! {
+    /// Flags of `operator init`.
+    pub struct InitFlags [http: HttpFlags, output: OutputFlags] {
+        /// Unseal key shares (default 5; none under an auto seal unless given).
+        key_shares: Option<i64> = "key-shares",
+        /// Shares needed to unseal (default 3).
+        key_threshold: Option<i64> = "key-threshold",
+        /// PGP keys to encrypt the unseal keys with.
+        pgp_keys: CommaList = "pgp-keys",
+        /// PGP key to encrypt the root token with.
+        root_token_pgp_key: Option<String> = "root-token-pgp-key",
+        /// Recovery key shares under an auto seal (default 5).
+        recovery_shares: Option<i64> = "recovery-shares",
+        /// Recovery shares needed (default 3).
+        recovery_threshold: Option<i64> = "recovery-threshold",
+        /// PGP keys to encrypt the recovery keys with.
+        recovery_pgp_keys: CommaList = "recovery-pgp-keys",
+        /// Only report whether the server is initialized.
+        status: bool = "status",
+    }
+}
+
+/// `vault operator init`.
+pub async fn init(f: InitFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    if f.status {
         let resp = client
             .send("GET", "sys/init", &[], &Body::Empty)
             .await
@@ -278,39 +276,31 @@ async fn init(args: &[String]) -> CmdResult {
         return Ok(2);
     }
     let seal = seal_status(&client).await.context("Error getting seal status")?;
-    let (mut shares, mut threshold) = (p.int("key-shares", 5), p.int("key-threshold", 3));
-    let (mut rshares, mut rthreshold) = (p.int("recovery-shares", 5), p.int("recovery-threshold", 3));
-    if seal.recovery_seal {
-        if !p.is_set("key-shares") {
-            shares = 0;
-        }
-        if !p.is_set("key-threshold") {
-            threshold = 0;
-        }
+    // Under an auto seal the unseal-key defaults do not apply, under Shamir the recovery ones.
+    let (unseal_default, recovery_default) = if seal.recovery_seal {
+        ((0, 0), (5, 3))
     } else {
-        if !p.is_set("recovery-shares") {
-            rshares = 0;
-        }
-        if !p.is_set("recovery-threshold") {
-            rthreshold = 0;
-        }
-    }
-    let list = |name: &str| {
-        let l = p.list(name);
-        if l.is_empty() {
+        ((5, 3), (0, 0))
+    };
+    let shares = f.key_shares.unwrap_or(unseal_default.0);
+    let threshold = f.key_threshold.unwrap_or(unseal_default.1);
+    let rshares = f.recovery_shares.unwrap_or(recovery_default.0);
+    let rthreshold = f.recovery_threshold.unwrap_or(recovery_default.1);
+    let list = |l: &CommaList| {
+        if l.items.is_empty() {
             Value::Null
         } else {
-            json!(l)
+            json!(l.items)
         }
     };
     let body = json!({
         "secret_shares": shares,
         "secret_threshold": threshold,
-        "pgp_keys": list("pgp-keys"),
+        "pgp_keys": list(&f.pgp_keys),
         "recovery_shares": rshares,
         "recovery_threshold": rthreshold,
-        "recovery_pgp_keys": list("recovery-pgp-keys"),
-        "root_token_pgp_key": p.string("root-token-pgp-key"),
+        "recovery_pgp_keys": list(&f.recovery_pgp_keys),
+        "root_token_pgp_key": f.root_token_pgp_key.unwrap_or_default(),
     });
     let resp = client
         .send("PUT", "sys/init", &[], &Body::Json(body))
@@ -388,19 +378,22 @@ async fn init(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn unseal(args: &[String]) -> CmdResult {
-    let p = flags::parse(
-        &[
-            HTTP,
-            OUTPUT,
-            &[flag("reset", Kind::Bool), flag("migrate", Kind::Bool)],
-        ],
-        args,
-    )?;
-    expect_args(&p.args, 0, 1)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    if p.bool("reset") {
+flag_set! {
+    /// Flags of `operator unseal`.
+    pub struct UnsealFlags [http: HttpFlags, output: OutputFlags] {
+        /// Discard the key shares given so far.
+        reset: bool = "reset",
+        /// The share is for a seal migration.
+        migrate: bool = "migrate",
+    }
+}
+
+/// `vault operator unseal [KEY]`.
+pub async fn unseal(f: UnsealFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 1)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    if f.reset {
         let resp = client
             .send("PUT", "sys/unseal", &[], &Body::Json(json!({"reset": true})))
             .await
@@ -408,11 +401,11 @@ async fn unseal(args: &[String]) -> CmdResult {
         let s = resp.json::<SealStatus>()?.unwrap_or_default();
         return output_seal_status(&client, s, fmt).await;
     }
-    let key = match p.args.first() {
+    let key = match args.first() {
         Some(k) => k.trim().to_string(),
         None => read_secret("Unseal Key (will be hidden): ")?,
     };
-    let body = json!({"key": key, "reset": false, "migrate": p.bool("migrate")});
+    let body = json!({"key": key, "reset": false, "migrate": f.migrate});
     let resp = client
         .send("PUT", "sys/unseal", &[], &Body::Json(body))
         .await
@@ -421,10 +414,10 @@ async fn unseal(args: &[String]) -> CmdResult {
     output_seal_status(&client, s, fmt).await
 }
 
-async fn seal(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let client = Client::from_flags(&p)?;
+/// `vault operator seal`.
+pub async fn seal(f: HttpOnly, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let client = Client::from_flags(&f.http)?;
     client
         .send("PUT", "sys/seal", &[], &Body::Empty)
         .await
@@ -433,10 +426,10 @@ async fn seal(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn step_down(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let client = Client::from_flags(&p)?;
+/// `vault operator step-down`.
+pub async fn step_down(f: HttpOnly, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let client = Client::from_flags(&f.http)?;
     client
         .send("PUT", "sys/step-down", &[], &Body::Empty)
         .await
@@ -445,22 +438,22 @@ async fn step_down(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-fn validate_config(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[], args)?;
-    if p.args.is_empty() {
+/// `vault operator validate-config FILE...`: the server's own config loader.
+pub async fn validate_config((): (), args: Vec<String>) -> CmdResult {
+    if args.is_empty() {
         return Err(CliError::Usage("Not enough arguments (expected 1, got 0)".into()));
     }
-    let paths: Vec<std::path::PathBuf> = p.args.iter().map(std::path::PathBuf::from).collect();
+    let paths: Vec<std::path::PathBuf> = args.iter().map(std::path::PathBuf::from).collect();
     labnode_config::load(&paths).map_err(|e| CliError::Local(e.to_string()))?;
     format::out("Success! Configuration is valid.");
     Ok(0)
 }
 
-async fn members(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
+/// `vault operator members`.
+pub async fn members(f: HttpOutput, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
     let resp = client
         .send("GET", "sys/ha-status", &[], &Body::Empty)
         .await
@@ -589,26 +582,40 @@ pub fn generate_otp(len: usize) -> String {
         .collect()
 }
 
-async fn generate_root(args: &[String]) -> CmdResult {
-    let own: &[flags::Flag] = &[
-        flag("init", Kind::Bool),
-        flag("cancel", Kind::Bool),
-        flag("status", Kind::Bool),
-        flag("decode", Kind::Str),
-        flag("generate-otp", Kind::Bool),
-        flag("otp", Kind::Str),
-        flag("pgp-key", Kind::Str),
-        flag("nonce", Kind::Str),
-        flag("dr-token", Kind::Bool),
-        flag("recovery-token", Kind::Bool),
-    ];
-    let p = flags::parse(&[HTTP, OUTPUT, own], args)?;
-    expect_args(&p.args, 0, 1)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let base = if p.bool("dr-token") {
+flag_set! {
+    /// Flags of `operator generate-root`.
+    pub struct GenerateRootFlags [http: HttpFlags, output: OutputFlags] {
+        /// Start an attempt.
+        init: bool = "init",
+        /// Cancel the attempt in progress.
+        cancel: bool = "cancel",
+        /// Show the attempt's progress.
+        status: bool = "status",
+        /// Decode this encoded token with `-otp`.
+        decode: Option<String> = "decode",
+        /// Print a fresh OTP of the server's length.
+        generate_otp: bool = "generate-otp",
+        /// The OTP for `-init` or `-decode`.
+        otp: Option<String> = "otp",
+        /// PGP key to encrypt the token with.
+        pgp_key: Option<String> = "pgp-key",
+        /// The attempt's nonce when a key is given as an argument.
+        nonce: Option<String> = "nonce",
+        /// Generate a DR operation token on a DR secondary.
+        dr_token: bool = "dr-token",
+        /// Generate a recovery token.
+        recovery_token: bool = "recovery-token",
+    }
+}
+
+/// `vault operator generate-root [KEY]`.
+pub async fn generate_root(f: GenerateRootFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 1)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let base = if f.dr_token {
         "sys/replication/dr/secondary/generate-operation-token"
-    } else if p.bool("recovery-token") {
+    } else if f.recovery_token {
         "sys/generate-recovery-token"
     } else {
         "sys/generate-root"
@@ -618,8 +625,8 @@ async fn generate_root(args: &[String]) -> CmdResult {
         let r = client.send("GET", &attempt, &[], &Body::Empty).await?;
         Ok::<_, CliError>(r.json::<GenerateStatus>()?.unwrap_or_default())
     };
-    let otp = p.string("otp");
-    if p.bool("generate-otp") {
+    let otp = f.otp.unwrap_or_default();
+    if f.generate_otp {
         let s = get_status()
             .await
             .context("Error getting root generation status")?;
@@ -631,7 +638,7 @@ async fn generate_root(args: &[String]) -> CmdResult {
         }
         return Ok(0);
     }
-    if let Some(encoded) = p.str("decode").filter(|d| !d.is_empty()) {
+    if let Some(encoded) = f.decode.as_deref().filter(|d| !d.is_empty()) {
         if otp.is_empty() {
             return Err(CliError::Usage("Missing otp: use -otp to supply it".into()));
         }
@@ -647,7 +654,7 @@ async fn generate_root(args: &[String]) -> CmdResult {
         }
         return Ok(0);
     }
-    if p.bool("cancel") {
+    if f.cancel {
         client
             .send("DELETE", &attempt, &[], &Body::Empty)
             .await
@@ -655,8 +662,8 @@ async fn generate_root(args: &[String]) -> CmdResult {
         format::out("Success! Root token generation canceled (if it was started)");
         return Ok(0);
     }
-    if p.bool("init") {
-        let pgp = p.string("pgp-key");
+    if f.init {
+        let pgp = f.pgp_key.unwrap_or_default();
         if !otp.is_empty() && !pgp.is_empty() {
             return Err(CliError::Usage(
                 "Error initializing: cannot specify both -otp and -pgp-key".into(),
@@ -673,7 +680,7 @@ async fn generate_root(args: &[String]) -> CmdResult {
             .context("Error initializing root generation")?;
         return print_generate_status(&resp.json::<GenerateStatus>()?.unwrap_or_default(), fmt);
     }
-    if p.bool("status") {
+    if f.status {
         let s = get_status()
             .await
             .context("Error getting root generation status")?;
@@ -694,8 +701,8 @@ async fn generate_root(args: &[String]) -> CmdResult {
         )));
         return Ok(1);
     }
-    let (key, nonce) = match p.args.first() {
-        Some(k) => (k.trim().to_string(), p.string("nonce")),
+    let (key, nonce) = match args.first() {
+        Some(k) => (k.trim().to_string(), f.nonce.unwrap_or_default()),
         None => {
             format::out(&format!("Operation nonce: {}", s.nonce));
             (read_secret("Unseal Key (will be hidden): ")?, s.nonce.clone())

@@ -5,21 +5,10 @@ use std::io::Read;
 use serde_json::{json, Value};
 
 use super::client::{Body, Client};
-use super::flags::{self, HTTP, OUTPUT};
+use super::flags::{HttpOnly, HttpOutput};
 use super::format::{self, Format};
 use super::logical;
 use super::{expect_args, CliError, CmdResult, Context};
-
-/// Dispatches `policy <sub>`.
-pub async fn run(sub: &str, args: &[String]) -> CmdResult {
-    match sub {
-        "write" => write(args).await,
-        "read" => read(args).await,
-        "list" => list(args).await,
-        "delete" => delete(args).await,
-        _ => fmt(args),
-    }
-}
 
 fn read_source(path: &str) -> Result<String, CliError> {
     if path == "-" {
@@ -32,12 +21,12 @@ fn read_source(path: &str) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|e| CliError::Local(format!("Error opening policy file: {e}")))
 }
 
-async fn write(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP], args)?;
-    expect_args(&p.args, 2, 2)?;
-    let name = p.args[0].trim().to_lowercase();
-    let rules = read_source(&p.args[1])?;
-    let client = Client::from_flags(&p)?;
+/// `vault policy write NAME PATH`.
+pub async fn write(f: HttpOnly, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 2, 2)?;
+    let name = args[0].trim().to_lowercase();
+    let rules = read_source(&args[1])?;
+    let client = Client::from_flags(&f.http)?;
     client
         .send(
             "PUT",
@@ -51,12 +40,12 @@ async fn write(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn read(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let name = p.args[0].trim().to_lowercase();
-    let client = Client::from_flags(&p)?;
+/// `vault policy read NAME`.
+pub async fn read(f: HttpOutput, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let name = args[0].trim().to_lowercase();
+    let client = Client::from_flags(&f.http)?;
     let secret = client
         .logical_read("GET", &format!("sys/policies/acl/{name}"), &[])
         .await
@@ -75,11 +64,11 @@ async fn read(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn list(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
+/// `vault policy list`.
+pub async fn list(f: HttpOutput, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
     let secret = logical::list_path(&client, "sys/policies/acl")
         .await
         .context("Error listing policies")?;
@@ -97,11 +86,11 @@ async fn list(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn delete(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let name = p.args[0].trim().to_lowercase();
-    let client = Client::from_flags(&p)?;
+/// `vault policy delete NAME`.
+pub async fn delete(f: HttpOnly, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let name = args[0].trim().to_lowercase();
+    let client = Client::from_flags(&f.http)?;
     client
         .send("DELETE", &format!("sys/policies/acl/{name}"), &[], &Body::Empty)
         .await
@@ -110,10 +99,10 @@ async fn delete(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-fn fmt(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let path = &p.args[0];
+/// `vault policy fmt PATH`: rewrites the file in canonical HCL.
+pub async fn fmt((): (), args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let path = &args[0];
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Local(format!("Error opening policy file: {e}")))?;
     let body: hcl::Body =

@@ -3,21 +3,15 @@
 use serde_json::{json, Value};
 
 use super::client::{Body, Client};
-use super::flags::{self, flag, Kind, HTTP, OUTPUT};
+use super::flags::{flag_set, HttpFlags, HttpOnly, OutputFlags};
 use super::format::{self, Format};
 use super::{expect_args, CliError, CmdResult, Context};
 
-const DR_TOKEN: &[flags::Flag] = &[flag("dr-token", Kind::Str)];
-
-/// Dispatches `operator raft <sub>`.
-pub async fn run(sub: &str, args: &[String]) -> CmdResult {
-    match sub {
-        "list-peers" => list_peers(args).await,
-        "join" => join(args).await,
-        "remove-peer" => remove_peer(args).await,
-        "snapshot save" => snapshot_save(args).await,
-        "snapshot restore" => snapshot_restore(args).await,
-        _ => autopilot_state(args).await,
+flag_set! {
+    /// Commands that print and may run on a DR secondary with a DR operation token.
+    pub struct DrTokenFlags [http: HttpFlags, output: OutputFlags] {
+        /// A DR operation token, for a DR secondary.
+        dr_token: Option<String> = "dr-token",
     }
 }
 
@@ -44,13 +38,13 @@ fn peer_rows(data: &Value) -> Vec<Vec<String>> {
         .collect()
 }
 
-async fn list_peers(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, DR_TOKEN], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
+/// `vault operator raft list-peers`.
+pub async fn list_peers(f: DrTokenFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
     let path = "sys/storage/raft/configuration";
-    let secret = match p.str("dr-token").filter(|t| !t.is_empty()) {
+    let secret = match f.dr_token.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => {
             let body = Body::Json(json!({ "dr_operation_token": t }));
             client
@@ -86,41 +80,55 @@ fn flag_file(raw: &str) -> Result<String, String> {
     }
 }
 
-async fn join(args: &[String]) -> CmdResult {
-    let own: &[flags::Flag] = &[
-        flag("auto-join", Kind::Str),
-        flag("auto-join-scheme", Kind::Str),
-        flag("auto-join-port", Kind::Int),
-        flag("leader-ca-cert", Kind::Str),
-        flag("leader-client-cert", Kind::Str),
-        flag("leader-client-key", Kind::Str),
-        flag("retry", Kind::Bool),
-        flag("non-voter", Kind::Bool),
-    ];
-    let p = flags::parse(&[HTTP, OUTPUT, own], args)?;
-    expect_args(&p.args, 0, 1)?;
-    let leader = p.args.first().cloned().unwrap_or_default();
-    if leader.is_empty() && p.string("auto-join").is_empty() {
+flag_set! {
+    /// Flags of `operator raft join`.
+    pub struct JoinFlags [http: HttpFlags, output: OutputFlags] {
+        /// A go-discover string instead of a leader address.
+        auto_join: Option<String> = "auto-join",
+        /// Scheme of the discovered addresses.
+        auto_join_scheme: Option<String> = "auto-join-scheme",
+        /// Port of the discovered addresses.
+        auto_join_port: Option<i64> = "auto-join-port",
+        /// The leader's CA certificate (or `@file`).
+        leader_ca_cert: Option<String> = "leader-ca-cert",
+        /// A client certificate for the leader (or `@file`).
+        leader_client_cert: Option<String> = "leader-client-cert",
+        /// Its key (or `@file`).
+        leader_client_key: Option<String> = "leader-client-key",
+        /// Keep retrying until joined.
+        retry: bool = "retry",
+        /// Join as a permanent non-voter.
+        non_voter: bool = "non-voter",
+    }
+}
+
+/// `vault operator raft join [LEADER_API_ADDR]`.
+pub async fn join(f: JoinFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 1)?;
+    let leader = args.first().cloned().unwrap_or_default();
+    let auto_join = f.auto_join.unwrap_or_default();
+    if leader.is_empty() && auto_join.is_empty() {
         return Err(CliError::Usage(
             "Please provide exactly one of leader-api-addr or auto-join".into(),
         ));
     }
-    let fmt = Format::resolve(p.str("format"))?;
-    let file = |name: &str, what: &str| {
-        flag_file(&p.string(name)).map_err(|e| CliError::Local(format!("Failed to parse {what}: {e}")))
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let file = |value: &Option<String>, what: &str| {
+        flag_file(value.as_deref().unwrap_or_default())
+            .map_err(|e| CliError::Local(format!("Failed to parse {what}: {e}")))
     };
     let body = json!({
-        "auto_join": p.string("auto-join"),
-        "auto_join_scheme": p.string("auto-join-scheme"),
-        "auto_join_port": p.int("auto-join-port", 0),
+        "auto_join": auto_join,
+        "auto_join_scheme": f.auto_join_scheme.as_deref().unwrap_or_default(),
+        "auto_join_port": f.auto_join_port.unwrap_or(0),
         "leader_api_addr": leader,
-        "leader_ca_cert": file("leader-ca-cert", "leader CA certificate")?,
-        "leader_client_cert": file("leader-client-cert", "leader client certificate")?,
-        "leader_client_key": file("leader-client-key", "leader client key")?,
-        "retry": p.bool("retry"),
-        "non_voter": p.bool("non-voter"),
+        "leader_ca_cert": file(&f.leader_ca_cert, "leader CA certificate")?,
+        "leader_client_cert": file(&f.leader_client_cert, "leader client certificate")?,
+        "leader_client_key": file(&f.leader_client_key, "leader client key")?,
+        "retry": f.retry,
+        "non_voter": f.non_voter,
     });
-    let client = Client::from_flags(&p)?;
+    let client = Client::from_flags(&f.http)?;
     let resp = client
         .send("POST", "sys/storage/raft/join", &[], &Body::Json(body))
         .await
@@ -138,12 +146,20 @@ async fn join(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn remove_peer(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, DR_TOKEN], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let client = Client::from_flags(&p)?;
-    let mut body = json!({ "server_id": p.args[0] });
-    if let Some(t) = p.str("dr-token").filter(|t| !t.is_empty()) {
+flag_set! {
+    /// Flags of `operator raft remove-peer`.
+    pub struct RemovePeerFlags [http: HttpFlags] {
+        /// A DR operation token, for a DR secondary.
+        dr_token: Option<String> = "dr-token",
+    }
+}
+
+/// `vault operator raft remove-peer SERVER_ID`.
+pub async fn remove_peer(f: RemovePeerFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let client = Client::from_flags(&f.http)?;
+    let mut body = json!({ "server_id": args[0] });
+    if let Some(t) = f.dr_token.as_deref().filter(|t| !t.is_empty()) {
         body["dr_operation_token"] = json!(t);
     }
     client
@@ -154,26 +170,34 @@ async fn remove_peer(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn snapshot_save(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let client = Client::from_flags(&p)?;
+/// `vault operator raft snapshot save FILE`.
+pub async fn snapshot_save(f: HttpOnly, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let client = Client::from_flags(&f.http)?;
     let resp = client
         .send("GET", "sys/storage/raft/snapshot", &[], &Body::Empty)
         .await
         .context("Error taking the snapshot")?;
-    std::fs::write(&p.args[0], &resp.body)
+    std::fs::write(&args[0], &resp.body)
         .map_err(|e| CliError::Local(format!("Error opening output file: {e}")))?;
     Ok(0)
 }
 
-async fn snapshot_restore(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, &[flag("force", Kind::Bool)]], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let snap = std::fs::read(&p.args[0])
-        .map_err(|e| CliError::Local(format!("Error opening snapshot file: {e}")))?;
-    let client = Client::from_flags(&p)?;
-    let path = if p.bool("force") {
+flag_set! {
+    /// Flags of `operator raft snapshot restore`.
+    pub struct RestoreFlags [http: HttpFlags] {
+        /// Install a snapshot of another cluster.
+        force: bool = "force",
+    }
+}
+
+/// `vault operator raft snapshot restore FILE`.
+pub async fn snapshot_restore(f: RestoreFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let snap =
+        std::fs::read(&args[0]).map_err(|e| CliError::Local(format!("Error opening snapshot file: {e}")))?;
+    let client = Client::from_flags(&f.http)?;
+    let path = if f.force {
         "sys/storage/raft/snapshot-force"
     } else {
         "sys/storage/raft/snapshot"
@@ -263,12 +287,12 @@ fn autopilot_text(d: &Value) -> String {
     b
 }
 
-async fn autopilot_state(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, DR_TOKEN], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let mut client = Client::from_flags(&p)?;
-    if let Some(t) = p.str("dr-token").filter(|t| !t.is_empty()) {
+/// `vault operator raft autopilot state`.
+pub async fn autopilot_state(f: DrTokenFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let mut client = Client::from_flags(&f.http)?;
+    if let Some(t) = f.dr_token.as_deref().filter(|t| !t.is_empty()) {
         client.token = Some(t.to_string());
     }
     let resp = client

@@ -1,100 +1,136 @@
 //! `vault secrets enable|disable|list|tune`: mount management through `sys/mounts`.
 
+use labnode_duration::GoDuration;
 use serde_json::{json, Map, Value};
 
 use super::client::{Body, Client};
-use super::duration;
-use super::flags::{self, flag, Kind, Parsed, HTTP, OUTPUT};
+use super::flags::{flag_set, HttpFlags, HttpOnly, OutputFlags};
 use super::format::{self, Format};
 use super::logical::sanitize;
 use super::{expect_args, CmdResult, Context};
 
-/// Dispatches `secrets <sub>`.
-pub async fn run(sub: &str, args: &[String]) -> CmdResult {
-    match sub {
-        "enable" => enable(args).await,
-        "disable" => disable(args).await,
-        "list" => list(args).await,
-        _ => tune(args).await,
+flag_set! {
+    /// The mount configuration flags `secrets enable` and `secrets tune` share.
+    pub struct MountConfigFlags {
+        /// Human-friendly description.
+        description: Option<String> = "description",
+        /// Default lease TTL.
+        default_lease_ttl: Option<GoDuration> = "default-lease-ttl",
+        /// Maximum lease TTL.
+        max_lease_ttl: Option<GoDuration> = "max-lease-ttl",
+        /// `k=v` engine options.
+        options: Vec<String> = "options",
+        /// Engine version (KV: 1 or 2), sent as the `version` option.
+        version: Option<i64> = "version",
+        /// Disable caching.
+        force_no_cache: bool = "force-no-cache",
+        /// `hidden` or `unauth`.
+        listing_visibility: Option<String> = "listing-visibility",
+        /// Request keys not HMAC'd in audit logs.
+        audit_non_hmac_request_keys: Vec<String> = "audit-non-hmac-request-keys",
+        /// Response keys not HMAC'd in audit logs.
+        audit_non_hmac_response_keys: Vec<String> = "audit-non-hmac-response-keys",
+        /// Request headers passed to the engine.
+        passthrough_request_headers: Vec<String> = "passthrough-request-headers",
+        /// Response headers the engine may set.
+        allowed_response_headers: Vec<String> = "allowed-response-headers",
+        /// Plugin version to run.
+        plugin_version: Option<String> = "plugin-version",
     }
 }
 
-fn options(p: &Parsed) -> Map<String, Value> {
-    let mut opts: Map<String, Value> = p
-        .list("options")
-        .iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), json!(v))))
-        .collect();
-    if p.is_set("version") {
-        opts.insert("version".into(), json!(p.int("version", 0).to_string()));
+impl MountConfigFlags {
+    /// The `options` map: `-options k=v` pairs plus `-version`.
+    fn options(&self) -> Map<String, Value> {
+        let mut opts: Map<String, Value> = self
+            .options
+            .iter()
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), json!(v))))
+            .collect();
+        if let Some(version) = self.version {
+            opts.insert("version".into(), json!(version.to_string()));
+        }
+        opts
     }
-    opts
+
+    /// The four list settings, each sent only when given.
+    fn lists(&self) -> [(&'static str, &Vec<String>); 4] {
+        [
+            ("audit_non_hmac_request_keys", &self.audit_non_hmac_request_keys),
+            ("audit_non_hmac_response_keys", &self.audit_non_hmac_response_keys),
+            ("passthrough_request_headers", &self.passthrough_request_headers),
+            ("allowed_response_headers", &self.allowed_response_headers),
+        ]
+    }
 }
 
-const MOUNT_FLAGS: &[flags::Flag] = &[
-    flag("description", Kind::Str),
-    flag("default-lease-ttl", Kind::Duration),
-    flag("max-lease-ttl", Kind::Duration),
-    flag("options", Kind::Multi),
-    flag("version", Kind::Int),
-    flag("force-no-cache", Kind::Bool),
-    flag("listing-visibility", Kind::Str),
-    flag("audit-non-hmac-request-keys", Kind::Multi),
-    flag("audit-non-hmac-response-keys", Kind::Multi),
-    flag("passthrough-request-headers", Kind::Multi),
-    flag("allowed-response-headers", Kind::Multi),
-    flag("plugin-version", Kind::Str),
-];
+flag_set! {
+    /// Flags of `secrets enable`.
+    pub struct EnableFlags [http: HttpFlags, config: MountConfigFlags] {
+        /// Where to mount (default: the type).
+        path: Option<String> = "path",
+        /// Not replicated.
+        local: bool = "local",
+        /// Seal-wrap the engine's storage.
+        seal_wrap: bool = "seal-wrap",
+        /// Give the engine access to external entropy.
+        external_entropy_access: bool = "external-entropy-access",
+        /// The plugin to run.
+        plugin_name: Option<String> = "plugin-name",
+    }
+}
 
-async fn enable(args: &[String]) -> CmdResult {
-    let own: &[flags::Flag] = &[
-        flag("path", Kind::Str),
-        flag("local", Kind::Bool),
-        flag("seal-wrap", Kind::Bool),
-        flag("external-entropy-access", Kind::Bool),
-        flag("plugin-name", Kind::Str),
-    ];
-    let p = flags::parse(&[HTTP, MOUNT_FLAGS, own], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let client = Client::from_flags(&p)?;
-    let kind = p.args[0].trim().to_string();
-    let opts = options(&p);
+flag_set! {
+    /// Flags of `secrets tune`.
+    pub struct TuneFlags [http: HttpFlags, config: MountConfigFlags] {}
+}
+
+flag_set! {
+    /// Flags of `secrets list`.
+    pub struct ListFlags [http: HttpFlags, output: OutputFlags] {
+        /// Show every column.
+        detailed: bool = "detailed",
+    }
+}
+
+/// `vault secrets enable TYPE`.
+pub async fn enable(f: EnableFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let client = Client::from_flags(&f.http)?;
+    let kind = args[0].trim().to_string();
+    let c = &f.config;
+    let opts = c.options();
     let path = format!(
         "{}/",
-        sanitize(p.str("path").filter(|s| !s.is_empty()).unwrap_or(&kind))
+        sanitize(f.path.as_deref().filter(|s| !s.is_empty()).unwrap_or(&kind))
     );
     let mut config = json!({
         "options": Value::Null,
-        "default_lease_ttl": duration::format(p.duration("default-lease-ttl")),
-        "max_lease_ttl": duration::format(p.duration("max-lease-ttl")),
-        "force_no_cache": p.bool("force-no-cache"),
+        "default_lease_ttl": c.default_lease_ttl.unwrap_or_default().to_string(),
+        "max_lease_ttl": c.max_lease_ttl.unwrap_or_default().to_string(),
+        "force_no_cache": c.force_no_cache,
     });
-    for (flag_name, key) in [
-        ("audit-non-hmac-request-keys", "audit_non_hmac_request_keys"),
-        ("audit-non-hmac-response-keys", "audit_non_hmac_response_keys"),
-        ("passthrough-request-headers", "passthrough_request_headers"),
-        ("allowed-response-headers", "allowed_response_headers"),
-    ] {
-        if p.is_set(flag_name) {
-            config[key] = json!(p.list(flag_name));
+    for (key, values) in c.lists() {
+        if !values.is_empty() {
+            config[key] = json!(values);
         }
     }
-    if let Some(v) = p.str("listing-visibility") {
+    if let Some(v) = &c.listing_visibility {
         config["listing_visibility"] = json!(v);
     }
-    if let Some(v) = p.str("plugin-version") {
+    if let Some(v) = &c.plugin_version {
         config["plugin_version"] = json!(v);
     }
     let mut body = json!({
         "type": kind,
-        "description": p.string("description"),
+        "description": c.description.as_deref().unwrap_or_default(),
         "config": config,
-        "local": p.bool("local"),
-        "seal_wrap": p.bool("seal-wrap"),
-        "external_entropy_access": p.bool("external-entropy-access"),
+        "local": f.local,
+        "seal_wrap": f.seal_wrap,
+        "external_entropy_access": f.external_entropy_access,
         "options": if opts.is_empty() { Value::Null } else { Value::Object(opts) },
     });
-    if let Some(n) = p.str("plugin-name") {
+    if let Some(n) = &f.plugin_name {
         body["plugin_name"] = json!(n);
     }
     client
@@ -110,11 +146,11 @@ async fn enable(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn disable(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let client = Client::from_flags(&p)?;
-    let path = format!("{}/", sanitize(&p.args[0]));
+/// `vault secrets disable PATH`.
+pub async fn disable(f: HttpOnly, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let client = Client::from_flags(&f.http)?;
+    let path = format!("{}/", sanitize(&args[0]));
     client
         .send(
             "DELETE",
@@ -130,29 +166,24 @@ async fn disable(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn tune(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, MOUNT_FLAGS], args)?;
-    expect_args(&p.args, 1, 1)?;
-    let client = Client::from_flags(&p)?;
-    let path = format!("{}/", sanitize(&p.args[0]));
-    let ttl = |name: &str| {
-        if p.is_set(name) {
-            duration::format(p.duration(name))
-        } else {
-            String::new()
-        }
-    };
-    let opts = options(&p);
+/// `vault secrets tune PATH`.
+pub async fn tune(f: TuneFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 1)?;
+    let client = Client::from_flags(&f.http)?;
+    let path = format!("{}/", sanitize(&args[0]));
+    let c = &f.config;
+    let ttl = |d: Option<GoDuration>| d.map(|d| d.to_string()).unwrap_or_default();
+    let opts = c.options();
     let mut body = json!({
         "options": if opts.is_empty() { Value::Null } else { Value::Object(opts) },
-        "default_lease_ttl": ttl("default-lease-ttl"),
-        "max_lease_ttl": ttl("max-lease-ttl"),
-        "force_no_cache": p.bool("force-no-cache"),
+        "default_lease_ttl": ttl(c.default_lease_ttl),
+        "max_lease_ttl": ttl(c.max_lease_ttl),
+        "force_no_cache": c.force_no_cache,
     });
-    if let Some(d) = p.str("description") {
+    if let Some(d) = &c.description {
         body["description"] = json!(d);
     }
-    if let Some(v) = p.str("listing-visibility") {
+    if let Some(v) = &c.listing_visibility {
         body["listing_visibility"] = json!(v);
     }
     client
@@ -175,11 +206,11 @@ fn mounts_of(v: &Value) -> Map<String, Value> {
         .collect()
 }
 
-async fn list(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, &[flag("detailed", Kind::Bool)]], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
+/// `vault secrets list`.
+pub async fn list(f: ListFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
     let resp = client
         .send("GET", "sys/mounts", &[], &Body::Empty)
         .await
@@ -193,7 +224,7 @@ async fn list(args: &[String]) -> CmdResult {
     let mut paths: Vec<&String> = mounts.keys().collect();
     paths.sort();
     let s = |m: &Value, ptr: &str| m.pointer(ptr).map(format::go_value).unwrap_or_default();
-    if !p.bool("detailed") {
+    if !f.detailed {
         let rows = paths
             .iter()
             .map(|k| {

@@ -1,118 +1,128 @@
 //! `vault token ...`, `vault login` and `vault print token`.
 
+use labnode_duration::GoDuration;
 use serde_json::{json, Map, Value};
 
 use super::client::{self, Body, Client, Secret, SecretAuth};
-use super::duration;
-use super::flags::{self, flag, Kind, FIELD, HTTP, OUTPUT};
+use super::flags::{flag_set, CommaList, FieldFlag, HttpFlags, HttpOutput, OutputFlags};
 use super::format::{self, Format};
 use super::logical::show;
 use super::{expect_args, read_secret, CliError, CmdResult, Context};
 
-/// Dispatches `token <sub>`.
-pub async fn run(sub: &str, args: &[String]) -> CmdResult {
-    match sub {
-        "create" => create(args).await,
-        "lookup" => lookup(args).await,
-        "revoke" => revoke(args).await,
-        "renew" => renew(args).await,
-        _ => capabilities(args).await,
-    }
+/// `vault print token`.
+pub async fn print_token((): (), args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    format::out(&client::default_token().unwrap_or_default());
+    Ok(0)
 }
 
-/// Dispatches the top-level `login` and `print token`.
-pub async fn run_top(cmd: &str, args: &[String]) -> CmdResult {
-    match cmd {
-        "login" => login(args).await,
-        _ => {
-            let p = flags::parse(&[], args)?;
-            expect_args(&p.args, 0, 0)?;
-            format::out(&client::default_token().unwrap_or_default());
-            Ok(0)
-        }
+flag_set! {
+    /// Flags of `token create`.
+    pub struct CreateFlags [http: HttpFlags, output: OutputFlags, field: FieldFlag] {
+        /// The token's id (root only).
+        id: Option<String> = "id",
+        /// Display name.
+        display_name: Option<String> = "display-name",
+        /// Initial TTL.
+        ttl: Option<GoDuration> = "ttl",
+        /// Hard maximum TTL.
+        explicit_max_ttl: Option<GoDuration> = "explicit-max-ttl",
+        /// Renewal period of a periodic token.
+        period: Option<GoDuration> = "period",
+        /// Whether it can be renewed (default true).
+        renewable: Option<bool> = "renewable",
+        /// No parent.
+        orphan: bool = "orphan",
+        /// Leave out the `default` policy.
+        no_default_policy: bool = "no-default-policy",
+        /// Number of uses (0: unlimited).
+        use_limit: Option<i64> = "use-limit",
+        /// Create against this token role.
+        role: Option<String> = "role",
+        /// `service` or `batch`.
+        token_type: Option<String> = "type",
+        /// Policies to attach.
+        policy: CommaList = "policy",
+        /// `k=v` metadata.
+        metadata: Vec<String> = "metadata",
+        /// Entity alias to bind.
+        entity_alias: Option<String> = "entity-alias",
     }
 }
 
 /// The `auth/token/create` body exactly as vault's `TokenCreateRequest` serializes it.
-fn create_body(p: &flags::Parsed) -> Value {
+fn create_body(f: &CreateFlags) -> Value {
     let mut b = Map::new();
-    if let Some(id) = p.str("id").filter(|s| !s.is_empty()) {
+    if let Some(id) = f.id.as_deref().filter(|s| !s.is_empty()) {
         b.insert("id".into(), json!(id));
     }
-    let policies = p.list("policy");
-    if !policies.is_empty() {
-        b.insert("policies".into(), json!(policies));
+    if !f.policy.items.is_empty() {
+        b.insert("policies".into(), json!(f.policy.items));
     }
-    let meta: Map<String, Value> = p
-        .list("metadata")
+    let meta: Map<String, Value> = f
+        .metadata
         .iter()
         .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), json!(v))))
         .collect();
     if !meta.is_empty() {
         b.insert("meta".into(), Value::Object(meta));
     }
-    b.insert("ttl".into(), json!(duration::format(p.duration("ttl"))));
-    b.insert(
-        "explicit_max_ttl".into(),
-        json!(duration::format(p.duration("explicit-max-ttl"))),
-    );
-    b.insert("period".into(), json!(duration::format(p.duration("period"))));
-    if p.bool("orphan") {
+    let go = |d: Option<GoDuration>| json!(d.unwrap_or_default().to_string());
+    b.insert("ttl".into(), go(f.ttl));
+    b.insert("explicit_max_ttl".into(), go(f.explicit_max_ttl));
+    b.insert("period".into(), go(f.period));
+    if f.orphan {
         b.insert("no_parent".into(), json!(true));
     }
-    if p.bool("no-default-policy") {
+    if f.no_default_policy {
         b.insert("no_default_policy".into(), json!(true));
     }
-    b.insert("display_name".into(), json!(p.string("display-name")));
-    b.insert("num_uses".into(), json!(p.int("use-limit", 0)));
-    let renewable = !p.is_set("renewable") || p.bool("renewable");
-    b.insert("renewable".into(), json!(renewable));
-    b.insert("type".into(), json!(p.str("type").unwrap_or("service")));
-    b.insert("entity_alias".into(), json!(p.string("entity-alias")));
+    b.insert(
+        "display_name".into(),
+        json!(f.display_name.as_deref().unwrap_or_default()),
+    );
+    b.insert("num_uses".into(), json!(f.use_limit.unwrap_or(0)));
+    b.insert("renewable".into(), json!(f.renewable.unwrap_or(true)));
+    b.insert("type".into(), json!(f.token_type.as_deref().unwrap_or("service")));
+    b.insert(
+        "entity_alias".into(),
+        json!(f.entity_alias.as_deref().unwrap_or_default()),
+    );
     Value::Object(b)
 }
 
-const CREATE_FLAGS: &[flags::Flag] = &[
-    flag("id", Kind::Str),
-    flag("display-name", Kind::Str),
-    flag("ttl", Kind::Duration),
-    flag("explicit-max-ttl", Kind::Duration),
-    flag("period", Kind::Duration),
-    flag("renewable", Kind::Bool),
-    flag("orphan", Kind::Bool),
-    flag("no-default-policy", Kind::Bool),
-    flag("use-limit", Kind::Int),
-    flag("role", Kind::Str),
-    flag("type", Kind::Str),
-    flag("policy", Kind::List),
-    flag("metadata", Kind::Multi),
-    flag("entity-alias", Kind::Str),
-];
-
-async fn create(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD, CREATE_FLAGS], args)?;
-    expect_args(&p.args, 0, 0)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let path = match p.str("role").filter(|r| !r.is_empty()) {
+/// `vault token create`.
+pub async fn create(f: CreateFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 0)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let path = match f.role.as_deref().filter(|r| !r.is_empty()) {
         Some(role) => format!("auth/token/create/{role}"),
         None => "auth/token/create".to_string(),
     };
     let resp = client
-        .send("POST", &path, &[], &Body::Json(create_body(&p)))
+        .send("POST", &path, &[], &Body::Json(create_body(&f)))
         .await
         .context("Error creating token")?;
     let secret = resp.secret()?.unwrap_or_default();
-    show(&secret, p.str("field"), fmt)
+    show(&secret, f.field.field.as_deref(), fmt)
 }
 
-async fn lookup(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD, &[flag("accessor", Kind::Bool)]], args)?;
-    expect_args(&p.args, 0, 1)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let arg = p.args.first().cloned();
-    let resp = match (p.bool("accessor"), arg) {
+flag_set! {
+    /// Flags of `token lookup`.
+    pub struct LookupFlags [http: HttpFlags, output: OutputFlags, field: FieldFlag] {
+        /// The argument is an accessor.
+        accessor: bool = "accessor",
+    }
+}
+
+/// `vault token lookup [TOKEN]`.
+pub async fn lookup(f: LookupFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 1)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let arg = args.first().cloned();
+    let resp = match (f.accessor, arg) {
         (true, None) => return Err(CliError::Usage("Not enough arguments (expected 1, got 0)".into())),
         (true, Some(a)) => {
             client
@@ -142,20 +152,27 @@ async fn lookup(args: &[String]) -> CmdResult {
     }
     .context("Error looking up token")?;
     let secret = resp.secret()?.unwrap_or_default();
-    show(&secret, p.str("field"), fmt)
+    show(&secret, f.field.field.as_deref(), fmt)
 }
 
-async fn revoke(args: &[String]) -> CmdResult {
-    let own: &[flags::Flag] = &[
-        flag("self", Kind::Bool),
-        flag("accessor", Kind::Bool),
-        flag("mode", Kind::Str),
-    ];
-    let p = flags::parse(&[HTTP, own], args)?;
-    let client = Client::from_flags(&p)?;
-    let mode = p.string("mode");
-    if p.bool("self") {
-        expect_args(&p.args, 0, 0)
+flag_set! {
+    /// Flags of `token revoke`.
+    pub struct RevokeFlags [http: HttpFlags] {
+        /// Revoke the token in use.
+        revoke_self: bool = "self",
+        /// The argument is an accessor.
+        accessor: bool = "accessor",
+        /// `orphan` keeps the children.
+        mode: Option<String> = "mode",
+    }
+}
+
+/// `vault token revoke [TOKEN]`.
+pub async fn revoke(f: RevokeFlags, args: Vec<String>) -> CmdResult {
+    let client = Client::from_flags(&f.http)?;
+    let mode = f.mode.unwrap_or_default();
+    if f.revoke_self {
+        expect_args(&args, 0, 0)
             .map_err(|_| CliError::Usage("Tokens cannot be specified with -self".into()))?;
         client
             .send("PUT", "auth/token/revoke-self", &[], &Body::Empty)
@@ -164,9 +181,9 @@ async fn revoke(args: &[String]) -> CmdResult {
         format::out("Success! Revoked token (if it existed)");
         return Ok(0);
     }
-    expect_args(&p.args, 1, 1)?;
-    let arg = &p.args[0];
-    let (path, body) = if p.bool("accessor") {
+    expect_args(&args, 1, 1)?;
+    let arg = &args[0];
+    let (path, body) = if f.accessor {
         ("auth/token/revoke-accessor", json!({ "accessor": arg }))
     } else if mode == "orphan" {
         ("auth/token/revoke-orphan", json!({ "token": arg }))
@@ -181,19 +198,23 @@ async fn revoke(args: &[String]) -> CmdResult {
     Ok(0)
 }
 
-async fn renew(args: &[String]) -> CmdResult {
-    let own: &[flags::Flag] = &[flag("increment", Kind::Duration), flag("i", Kind::Duration)];
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD, own], args)?;
-    expect_args(&p.args, 0, 1)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let inc = if p.is_set("i") {
-        p.duration("i")
-    } else {
-        p.duration("increment")
-    };
-    let secs = i64::try_from(inc / duration::SECOND).unwrap_or(0);
-    let resp = match p.args.first() {
+flag_set! {
+    /// Flags of `token renew`.
+    pub struct RenewFlags [http: HttpFlags, output: OutputFlags, field: FieldFlag] {
+        /// The TTL asked for.
+        increment: Option<GoDuration> = "increment",
+        /// Short for `-increment`, and wins over it.
+        i: Option<GoDuration> = "i",
+    }
+}
+
+/// `vault token renew [TOKEN]`.
+pub async fn renew(f: RenewFlags, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 0, 1)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let secs = f.i.or(f.increment).unwrap_or_default().whole_secs();
+    let resp = match args.first() {
         Some(t) => {
             let body = json!({ "token": t, "increment": secs });
             client
@@ -213,16 +234,16 @@ async fn renew(args: &[String]) -> CmdResult {
     }
     .context("Error renewing token")?;
     let secret = resp.secret()?.unwrap_or_default();
-    show(&secret, p.str("field"), fmt)
+    show(&secret, f.field.field.as_deref(), fmt)
 }
 
-async fn capabilities(args: &[String]) -> CmdResult {
-    let p = flags::parse(&[HTTP, OUTPUT], args)?;
-    expect_args(&p.args, 1, 2)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let client = Client::from_flags(&p)?;
-    let (path, resp) = if p.args.len() == 2 {
-        let (token, path) = (&p.args[0], &p.args[1]);
+/// `vault token capabilities [TOKEN] PATH`.
+pub async fn capabilities(f: HttpOutput, args: Vec<String>) -> CmdResult {
+    expect_args(&args, 1, 2)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let client = Client::from_flags(&f.http)?;
+    let (path, resp) = if args.len() == 2 {
+        let (token, path) = (&args[0], &args[1]);
         let body = json!({ "token": token, "path": path });
         (
             path.clone(),
@@ -231,7 +252,7 @@ async fn capabilities(args: &[String]) -> CmdResult {
                 .await,
         )
     } else {
-        let path = &p.args[0];
+        let path = &args[0];
         let body = json!({ "path": path });
         (
             path.clone(),
@@ -313,27 +334,36 @@ fn auth_from_lookup(token: &str, data: &Map<String, Value>) -> Secret {
     }
 }
 
-async fn login(args: &[String]) -> CmdResult {
-    let own: &[flags::Flag] = &[
-        flag("method", Kind::Str),
-        flag("path", Kind::Str),
-        flag("no-store", Kind::Bool),
-        flag("no-print", Kind::Bool),
-        flag("token-only", Kind::Bool),
-    ];
-    let p = flags::parse(&[HTTP, OUTPUT, FIELD, own], args)?;
-    let method = p.str("method").unwrap_or("token");
+flag_set! {
+    /// Flags of `login` (only the token method exists here).
+    pub struct LoginFlags [http: HttpFlags, output: OutputFlags, field: FieldFlag]
+    ignore { "path": Str }
+    {
+        /// The auth method; only `token`.
+        method: Option<String> = "method",
+        /// Do not write `~/.vault-token`.
+        no_store: bool = "no-store",
+        /// Print nothing.
+        no_print: bool = "no-print",
+        /// Print only the token.
+        token_only: bool = "token-only",
+    }
+}
+
+/// `vault login [TOKEN]`.
+pub async fn login(f: LoginFlags, args: Vec<String>) -> CmdResult {
+    let method = f.method.as_deref().unwrap_or("token");
     if method != "token" {
         return Err(CliError::Usage(format!("Unknown auth method: {method}. Use \"vault auth list\" to see the complete list of auth methods. Additionally, some auth methods are only available via the HTTP API.")));
     }
-    expect_args(&p.args, 0, 1)?;
-    let fmt = Format::resolve(p.str("format"))?;
-    let token = match p.args.first().map(|t| t.trim().to_string()) {
+    expect_args(&args, 0, 1)?;
+    let fmt = Format::resolve(f.output.format.as_deref())?;
+    let token = match args.first().map(|t| t.trim().to_string()) {
         Some(t) if t == "-" => read_secret("")?,
         Some(t) => t,
         None => read_secret("Token (will be hidden): ")?,
     };
-    let mut client = Client::from_flags(&p)?;
+    let mut client = Client::from_flags(&f.http)?;
     client.token = Some(token.clone());
     let resp = client
         .send("GET", "auth/token/lookup-self", &[], &Body::Empty)
@@ -341,7 +371,7 @@ async fn login(args: &[String]) -> CmdResult {
         .context("Error authenticating: error looking up token")?;
     let looked = resp.secret()?.unwrap_or_default();
     let secret = auth_from_lookup(&token, &looked.data.unwrap_or_default());
-    if !p.bool("no-store") {
+    if !f.no_store {
         if let Some(path) = client::token_file() {
             std::fs::write(&path, &token)
                 .map_err(|e| CliError::Local(format!("Error storing token: {}: {e}", path.display())))?;
@@ -357,15 +387,15 @@ async fn login(args: &[String]) -> CmdResult {
             )
         ));
     }
-    if p.bool("no-print") {
+    if f.no_print {
         return Ok(0);
     }
-    if p.bool("token-only") {
+    if f.token_only {
         format::print_raw(&token);
         return Ok(0);
     }
-    if let Some(f) = p.str("field").filter(|f| !f.is_empty()) {
-        return format::print_secret_field(&secret, f, fmt);
+    if let Some(field) = f.field.field.as_deref().filter(|f| !f.is_empty()) {
+        return format::print_secret_field(&secret, field, fmt);
     }
     if fmt == Format::Table {
         format::out(&format!(
@@ -383,11 +413,12 @@ async fn login(args: &[String]) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
+    use super::super::flags::{self, FlagSet};
     use super::*;
 
-    fn parsed(args: &[&str]) -> flags::Parsed {
+    fn parsed(args: &[&str]) -> CreateFlags {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        flags::parse(&[HTTP, OUTPUT, FIELD, CREATE_FLAGS], &args).unwrap()
+        CreateFlags::resolve(&flags::parse(&CreateFlags::flags(), &args).unwrap())
     }
 
     #[test]

@@ -7,53 +7,9 @@ use serde_json::{Map, Value};
 
 use super::CoreError;
 
-/// Parses a Go-style duration ("90s", "1h30m", "8h0m0s", "1.5h") or bare seconds ("300").
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Some(Duration::ZERO);
-    }
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
-/// Formats seconds as Go does for durations ("1h0m0s", "30m0s", "0s").
+/// Formats seconds as Go prints durations ("1h0m0s", "30m0s", "0s"), as Vault answers them.
 pub fn format_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
-    }
+    labnode_duration::format_go(Duration::from_secs(secs))
 }
 
 /// Field accessors over a request body.
@@ -114,16 +70,27 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A duration field in seconds: number of seconds or a Go duration string.
+    /// A duration field in whole seconds, read as Vault's `TypeDurationSecond`: a number is
+    /// taken by its text (so `300` is seconds and `1.5` lacks a unit, as in Vault), a string
+    /// by Vault's duration rules; overflow and negative values are a 400 naming the field.
     pub fn duration_secs(&self, name: &str) -> Result<Option<u64>, CoreError> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => Ok(Some(n.as_f64().unwrap_or(0.0).max(0.0) as u64)),
-            Some(Value::String(s)) => parse_duration(s)
-                .map(|d| Some(d.as_secs()))
-                .ok_or_else(|| CoreError::invalid(format!("invalid duration \"{s}\" for field \"{name}\""))),
-            Some(_) => Err(CoreError::invalid(format!("field \"{name}\" must be a duration"))),
-        }
+        let text = match self.0.get(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(CoreError::invalid(format!("field \"{name}\" must be a duration"))),
+        };
+        let refuse = |why: &dyn std::fmt::Display| {
+            CoreError::invalid(format!(
+                "error converting input {text} for field \"{name}\": {why}"
+            ))
+        };
+        let secs = labnode_duration::parse_signed(&text)
+            .map_err(|e| refuse(&e))?
+            .whole_secs();
+        u64::try_from(secs)
+            .map(Some)
+            .map_err(|_| refuse(&format_args!("cannot provide negative value '{secs}'")))
     }
 
     /// A list of strings: JSON array, or a comma-separated string.
@@ -180,14 +147,47 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_duration("8h0m0s"), Some(Duration::from_secs(8 * 3600)));
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("5m0s"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("bogus"), None);
         assert_eq!(format_duration(3600), "1h0m0s");
         assert_eq!(format_duration(1800), "30m0s");
         assert_eq!(format_duration(0), "0s");
+    }
+
+    #[test]
+    fn duration_fields_are_checked_and_named() {
+        let body = json!({"a": "8h0m0s", "b": 90, "c": "1h30m", "d": "2d", "e": "", "f": "5m0s",
+            "huge": "99999999999999999h", "neg": -5, "neg_text": "-1h", "float": 1.5,
+            "bogus": "bogus", "list": [1]});
+        let f = Fields(body.as_object().unwrap());
+        assert_eq!(f.duration_secs("a").unwrap(), Some(8 * 3600));
+        assert_eq!(f.duration_secs("b").unwrap(), Some(90));
+        assert_eq!(f.duration_secs("c").unwrap(), Some(5400));
+        assert_eq!(f.duration_secs("d").unwrap(), Some(2 * 86400));
+        assert_eq!(f.duration_secs("e").unwrap(), Some(0));
+        assert_eq!(f.duration_secs("f").unwrap(), Some(300));
+        assert_eq!(f.duration_secs("missing").unwrap(), None);
+        let refusal = |name: &str| {
+            let e = f.duration_secs(name).unwrap_err();
+            assert_eq!(e.status(), 400, "{name}");
+            e.to_string()
+        };
+        assert_eq!(
+            refusal("huge"),
+            r#"error converting input 99999999999999999h for field "huge": time: invalid duration "99999999999999999h""#
+        );
+        assert_eq!(
+            refusal("neg"),
+            r#"error converting input -5 for field "neg": cannot provide negative value '-5'"#
+        );
+        assert_eq!(
+            refusal("neg_text"),
+            r#"error converting input -1h for field "neg_text": cannot provide negative value '-3600'"#
+        );
+        assert_eq!(
+            refusal("float"),
+            r#"error converting input 1.5 for field "float": time: missing unit in duration "1.5""#
+        );
+        assert!(refusal("bogus").contains(r#"field "bogus""#));
+        assert_eq!(refusal("list"), r#"field "list" must be a duration"#);
     }
 
     #[test]

@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use crate::core::fields::parse_duration;
 use crate::core::generate_root::OtpPurpose;
 use crate::core::{Core, CoreError, HealthQuery, InitRequest, Operation, Request, Response};
 
@@ -482,11 +481,10 @@ async fn handle_v1(
     }
     let wrap_ttl = match headers.get("x-vault-wrap-ttl").and_then(|v| v.to_str().ok()) {
         None => None,
-        Some(v) => Some(parse_duration(v).ok_or_else(|| {
-            CoreError::invalid(format!(
-                "error parsing X-Vault-Wrap-TTL header: invalid duration {v}"
-            ))
-        })?),
+        Some(v) => Some(
+            labnode_duration::parse(v)
+                .map_err(|e| CoreError::invalid(format!("error parsing X-Vault-Wrap-TTL header: {e}")))?,
+        ),
     };
     let req = Request {
         operation,
