@@ -1,38 +1,8 @@
-//! LocalStack for the tests that create EC2 and KMS resources: whether it is up (SKIP when
-//! it is not, unless LABNODE_REQUIRE_LOCALSTACK is set) and a client to check what exists.
+//! LocalStack for the tests that create EC2 and KMS resources: a client to check what
+//! exists (the probe itself is `testkit::localstack::endpoint`).
 
-use std::time::Duration;
-
-use aws_credential_types::Credentials;
 use labnode::cluster::discover::QueryClient;
-
-/// The LocalStack endpoint, or `None` (after a SKIP notice) when it is down and not required.
-pub fn localstack(test: &str) -> Option<String> {
-    let endpoint = std::env::var("LABNODE_LOCALSTACK_ENDPOINT")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "http://127.0.0.1:4566".to_owned());
-    let health = reqwest::blocking::Client::new()
-        .get(format!("{endpoint}/_localstack/health"))
-        .timeout(Duration::from_secs(3))
-        .send()
-        .and_then(|r| r.error_for_status());
-    match health {
-        Ok(_) => Some(endpoint),
-        Err(e) => {
-            if std::env::var("LABNODE_REQUIRE_LOCALSTACK").is_ok_and(|v| !v.is_empty() && v != "0") {
-                panic!(
-                    "LABNODE_REQUIRE_LOCALSTACK is set but LocalStack at {endpoint} is not reachable: {e}"
-                );
-            }
-            eprintln!(
-                "SKIP {test}: LocalStack not reachable at {endpoint} ({e}); \
-                 run scripts/localstack.sh start (set LABNODE_REQUIRE_LOCALSTACK=1 to fail instead)"
-            );
-            None
-        }
-    }
-}
+use testkit::localstack::{credentials, REGION};
 
 /// Runs EC2 (labnode's signed client) and KMS checks against LocalStack.
 pub struct Aws {
@@ -44,21 +14,14 @@ pub struct Aws {
 
 impl Aws {
     pub fn new(endpoint: &str) -> Aws {
-        let credentials = Credentials::new("test", "test", None, None, "t60");
-        let config = aws_sdk_kms::Config::builder()
-            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
-            .region(aws_sdk_kms::config::Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(credentials.clone())
-            .build();
         Aws {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap(),
-            ec2: QueryClient::ec2(Some(endpoint), "us-east-1", credentials.clone()).unwrap(),
-            iam: QueryClient::iam(Some(endpoint), credentials).unwrap(),
-            kms: aws_sdk_kms::Client::from_conf(config),
+            ec2: QueryClient::ec2(Some(endpoint), REGION, credentials()).unwrap(),
+            iam: QueryClient::iam(Some(endpoint), credentials()).unwrap(),
+            kms: testkit::localstack::kms(endpoint),
         }
     }
 
