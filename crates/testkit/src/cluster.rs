@@ -88,10 +88,12 @@ impl<'a> ClusterBuilder<'a> {
         nodes
     }
 
-    /// The nodes, each running (sealed, uninitialized).
+    /// The nodes, each running (sealed, uninitialized), started one after another.
     pub async fn start(&self) -> Vec<Node> {
         let mut nodes = self.build();
-        futures::future::join_all(nodes.iter_mut().map(Node::start)).await;
+        for node in &mut nodes {
+            node.start().await;
+        }
         nodes
     }
 
@@ -235,11 +237,10 @@ impl Cluster {
         panic!("membership never became {want:?}; last configuration: {last}");
     }
 
-    /// Mounts a KV v1 engine at `kv/`.
+    /// Mounts a KV v1 engine at `kv/` (through the first node).
     pub async fn mount_kv(&self) {
         let r = self
-            .active()
-            .await
+            .server(0)
             .request(
                 "POST",
                 "sys/mounts/kv",

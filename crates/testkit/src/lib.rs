@@ -30,7 +30,6 @@ pub use server::{Reply, Server};
 pub fn skip(reason: &str) {
     let thread = std::thread::current();
     let test = thread.name().unwrap_or("test");
-    println!("SKIP: {test}: {reason}");
     eprintln!("SKIP: {test}: {reason}");
 }
 
