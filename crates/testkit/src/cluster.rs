@@ -299,18 +299,20 @@ pub fn peers(body: &Value) -> Vec<(String, String, bool, bool)> {
 ///
 /// While another membership change is in flight the leader refuses a join answer (500 "the
 /// cluster is already undergoing a configuration change", see
-/// `t41_ha_cluster::concurrent_joins_are_not_refused`); the joiner then drops its challenge
-/// and `retry_join` fetches a new one, so this waits for it and unseals again.
+/// `t41_ha_cluster::concurrent_joins_are_not_refused`), and a challenge a standby handed out
+/// while it knew no leader is refused too ("join refused by the leader"); the joiner then
+/// drops its challenge and `retry_join` fetches a new one, so this waits for it and unseals
+/// again.
 pub async fn unseal_member(server: &Server, keys: &[String]) {
     for _ in 0..5 {
         match try_unseal(server, keys).await {
             Ok(()) => return,
             Err(r) => {
+                let body = r.body.to_string();
                 assert!(
                     r.status == 500
-                        && r.body
-                            .to_string()
-                            .contains("already undergoing a configuration change"),
+                        && (body.contains("already undergoing a configuration change")
+                            || body.contains("join refused by the leader")),
                     "unseal {}: {r:?}\n{}",
                     server.addr,
                     server.log()
