@@ -14,7 +14,7 @@
 # and the time from the promote request to the first acknowledged write on it is measured.
 #
 # Environment: LABNODE_BIN (default: release build, else debug, in CARGO_TARGET_DIR or target/),
-# PYTHON (default .venv/bin/python or /work/main/.venv/bin/python; needs `requests`).
+# PYTHON (default: python of LABNODE_VENV or .venv, else python3; needs `requests`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -27,7 +27,7 @@ fi
 [ -x "${bin:-}" ] || { echo "labnode binary not found: build it or set LABNODE_BIN" >&2; exit 1; }
 py="${PYTHON:-}"
 if [ -z "$py" ]; then
-  for p in .venv/bin/python /work/main/.venv/bin/python python3; do
+  for p in "${LABNODE_VENV:-.venv}/bin/python" python3; do
     if command -v "$p" >/dev/null 2>&1; then py="$p"; break; fi
   done
 fi

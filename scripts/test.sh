@@ -7,8 +7,10 @@
 #
 # Environment: CARGO_TARGET_DIR (default target/, or ~/.cache/labnode/target when CI=true),
 # LABNODE_VENV (default .venv), PYTEST_ARGS (extra pytest arguments),
-# LABNODE_SKIP_LOCALSTACK=1 (do not start LocalStack; its tests print SKIP), and
-# scripts/localstack.sh's LOCALSTACK_* variables (e.g. LOCALSTACK_PORT).
+# LABNODE_SKIP_LOCALSTACK=1 (do not start LocalStack; its tests print SKIP instead of failing),
+# LABNODE_SKIP_TERRAFORM=1 (no terraform on PATH; the checks that run it print SKIP instead of
+# failing), and scripts/localstack.sh's LOCALSTACK_* variables (e.g. LOCALSTACK_PORT).
+# A test whose prerequisite is missing fails unless its LABNODE_SKIP_* variable is 1 (testkit).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -72,8 +74,8 @@ trap cleanup EXIT
 rust_rc=0
 py_rc=0
 
-# LocalStack (EC2, IAM, KMS on 127.0.0.1) for the awskms, auto_join and aws-provider tests, which then must
-# not skip. One that this checkout's script already runs is reused and left running.
+# LocalStack (EC2, IAM, KMS on 127.0.0.1) for the awskms, auto_join and aws-provider tests, which fail
+# without it. One that this checkout's script already runs is reused and left running.
 if [ "${LABNODE_SKIP_LOCALSTACK:-}" = "1" ]; then
   say "LABNODE_SKIP_LOCALSTACK=1: LocalStack tests print SKIP"
 else
@@ -85,7 +87,6 @@ else
     scripts/localstack.sh start
   fi
   eval "$(scripts/localstack.sh env)"
-  export LABNODE_REQUIRE_LOCALSTACK=1
   say "LocalStack at $LABNODE_LOCALSTACK_ENDPOINT"
 fi
 

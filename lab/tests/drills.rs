@@ -8,7 +8,7 @@ use serde_json::Value;
 /// Runs `lab drill NAME --repeat 1 --report DIR` on its own ports and home; returns the
 /// parsed journal.
 fn drill(name: &str, nodes: u16) -> (Value, tempfile::TempDir) {
-    let ports = common::PortBlock::new(nodes);
+    let ports = testkit::ports::PortBlock::new(nodes);
     let lab = common::Lab::new();
     let report = tempfile::Builder::new()
         .prefix("lab-drill-report-")

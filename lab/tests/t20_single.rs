@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 #[test]
 fn up_status_env_creds_shell_down() {
-    let ports = common::PortBlock::new(1);
+    let ports = testkit::ports::PortBlock::new(1);
     let lab = common::Lab::new();
     let base = ports.arg();
     let up: serde_json::Value =

@@ -4,7 +4,7 @@ mod common;
 
 #[test]
 fn ha3_forms_one_cluster_of_voters_and_survives_leader_kill() {
-    let ports = common::PortBlock::new(3);
+    let ports = testkit::ports::PortBlock::new(3);
     let lab = common::Lab::new();
     let base = ports.arg();
     lab.ok(&["up", "--topology", "ha3", "--base-port", &base]);

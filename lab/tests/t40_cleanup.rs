@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn down_after_a_node_was_killed_behind_labs_back() {
-    let ports = common::PortBlock::new(1);
+    let ports = testkit::ports::PortBlock::new(1);
     let lab = common::Lab::new();
     let base = ports.arg();
     lab.ok(&["up", "--topology", "single", "--base-port", &base]);
@@ -25,7 +25,7 @@ fn down_after_a_node_was_killed_behind_labs_back() {
 
 #[test]
 fn down_after_lab_was_killed_mid_up() {
-    let ports = common::PortBlock::new(3);
+    let ports = testkit::ports::PortBlock::new(3);
     let lab = common::Lab::new();
     let base = ports.arg();
     let mut up = lab
@@ -51,7 +51,7 @@ fn down_after_lab_was_killed_mid_up() {
 
 #[test]
 fn down_without_state_still_finds_nodes_started_for_this_home() {
-    let ports = common::PortBlock::new(1);
+    let ports = testkit::ports::PortBlock::new(1);
     let lab = common::Lab::new();
     let base = ports.arg();
     lab.ok(&["up", "--topology", "single", "--base-port", &base]);

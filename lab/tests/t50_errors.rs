@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, TcpListener};
 
 #[test]
 fn port_in_use_is_named_and_nothing_starts() {
-    let ports = common::PortBlock::new(3);
+    let ports = testkit::ports::PortBlock::new(3);
     let lab = common::Lab::new();
     let base = ports.base;
     let squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, base + 11)).unwrap();

@@ -2,23 +2,23 @@
 //! other through LocalStack's EC2, and a `lab down` that leaves nothing behind in it.
 //!
 //! Needs LocalStack at `LABNODE_LOCALSTACK_ENDPOINT` (default http://127.0.0.1:4566; start
-//! it with `scripts/localstack.sh start`). When it is down the test prints SKIP and passes,
-//! unless `LABNODE_REQUIRE_LOCALSTACK` is set (scripts/test.sh sets it).
+//! it with `scripts/localstack.sh start`). When it is down the test fails;
+//! `LABNODE_SKIP_LOCALSTACK=1` makes it print SKIP instead.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::localstack::{localstack, Aws};
+use common::localstack::Aws;
 use serde_json::Value;
 
 #[test]
 fn ha3_on_localstack_auto_unseals_joins_by_tag_and_cleans_up() {
-    let Some(endpoint) = localstack("ha3_on_localstack_auto_unseals_joins_by_tag_and_cleans_up") else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
     let aws = Aws::new(&endpoint);
-    let ports = common::PortBlock::new(3);
+    let ports = testkit::ports::PortBlock::new(3);
     let lab = common::Lab::new();
     let base = ports.arg();
     lab.ok(&[

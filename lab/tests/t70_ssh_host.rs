@@ -440,11 +440,7 @@ fn pem_rsa_keys_and_extra_loopback_addresses_work() {
 
 #[test]
 fn an_unreachable_host_times_out_with_a_clear_message() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::ports::free_port();
     let dir = tempfile::tempdir().unwrap();
     let host = SshHost::new(SshTarget {
         host: "127.0.0.1".into(),

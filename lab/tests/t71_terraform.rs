@@ -9,7 +9,7 @@
 //! to show that it reports what it is for. With a `terraform` binary on PATH the module must
 //! pass `terraform fmt`, the user data is rendered and checked with `sh -n`, and
 //! `terraform output` on `tests/fixtures/terraform/terraform.tfstate` pins the JSON shape;
-//! without one those parts print SKIP (LAB_REQUIRE_TERRAFORM=1 turns that into a failure).
+//! without one those parts fail (LABNODE_SKIP_TERRAFORM=1 makes them print SKIP instead).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -769,35 +769,6 @@ fn assert_reports(problems: &[String], needle: &str) {
     );
 }
 
-/// An executable `name` on PATH.
-fn on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// terraform from PATH, or None after printing why the check is skipped.
-fn terraform_or_skip(check: &str) -> Option<PathBuf> {
-    let found = on_path("terraform");
-    if found.is_none() {
-        assert!(
-            std::env::var_os("LAB_REQUIRE_TERRAFORM").is_none_or(|v| v != "1"),
-            "LAB_REQUIRE_TERRAFORM=1 but no terraform on PATH"
-        );
-        println!(
-            "SKIP {check}: no `terraform` on PATH (install Terraform >= 1.5 to run it; \
-             the structural checks of terraform/ ran regardless)"
-        );
-    }
-    found
-}
-
 /// Runs terraform without prompts, telemetry or color.
 fn run_terraform(terraform: &Path, args: &[&str]) -> Output {
     Command::new(terraform)
@@ -1047,7 +1018,7 @@ fn user_data_template_gets_exactly_its_variables_and_renders_valid_sh() {
     assert_reports(&problems, "passes `c`, which t.tftpl never uses");
     assert_eq!(problems.len(), 2, "{problems:#?}");
 
-    let Some(terraform) = terraform_or_skip("rendering user-data.sh.tftpl") else {
+    let Some(terraform) = testkit::locate::terraform() else {
         return;
     };
     let instance = serde_json::json!({
@@ -1109,7 +1080,7 @@ fn user_data_template_gets_exactly_its_variables_and_renders_valid_sh() {
 /// anything `terraform fmt` would change; the diff in the message shows what to fix.
 #[test]
 fn terraform_fmt_accepts_the_module() {
-    let Some(terraform) = terraform_or_skip("terraform fmt -check") else {
+    let Some(terraform) = testkit::locate::terraform() else {
         return;
     };
     let dir = module_dir();
@@ -1145,7 +1116,7 @@ fn terraform_output_of_the_fixture_state_has_the_contract_shape() {
         .collect();
     assert_eq!(fixture_keys, module_keys, "fixture and outputs.tf disagree");
 
-    let Some(terraform) = terraform_or_skip("terraform output -json lab on the fixture state") else {
+    let Some(terraform) = testkit::locate::terraform() else {
         return;
     };
     let work = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 //! labnode and starts one node per instance; the nodes find each other by EC2 tag and
 //! unseal through KMS. Then faults, `lab down`, and the ways it can go wrong.
 //!
-//! Needs LocalStack (see common::localstack) and /usr/sbin/sshd (scripts/test.sh installs
+//! Needs LocalStack (see testkit::localstack) and /usr/sbin/sshd (scripts/test.sh installs
 //! openssh-server).
 
 mod common;
@@ -13,9 +13,10 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::localstack::{localstack, Aws};
+use common::localstack::Aws;
 use common::sshd::Sshd;
-use common::{Lab, PortBlock};
+use common::Lab;
+use testkit::ports::PortBlock;
 
 /// A LocalStack subnet on loopback addresses no other test uses: 127.0.X.0/24 in a VPC of
 /// its own (LocalStack keeps terminated instances' addresses taken, so every run needs
@@ -114,14 +115,14 @@ struct Rig {
 }
 
 impl Rig {
-    /// Three machines; `None` (after a SKIP notice) when LocalStack is down and not required.
-    fn new(test: &str, salt: u32) -> Option<Rig> {
-        Rig::with_machines(test, salt, 3)
+    /// Three machines; `None` (after a SKIP notice) when `LABNODE_SKIP_LOCALSTACK=1`.
+    fn new(salt: u32) -> Option<Rig> {
+        Rig::with_machines(salt, 3)
     }
 
     /// `machines` machines (one per node of the topology).
-    fn with_machines(test: &str, salt: u32, machines: usize) -> Option<Rig> {
-        let endpoint = localstack(test)?;
+    fn with_machines(salt: u32, machines: usize) -> Option<Rig> {
+        let endpoint = testkit::localstack::endpoint()?;
         let aws = Aws::new(&endpoint);
         let subnet = Subnet::new(&aws, salt);
         let addresses: Vec<String> = (0..machines).map(|i| subnet.address(i)).collect();
@@ -213,10 +214,7 @@ fn wait_status(lab: &Lab, what: &str, check: impl Fn(&serde_json::Value) -> bool
 /// leaving nothing in LocalStack and no process behind.
 #[test]
 fn aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing() {
-    let Some(rig) = Rig::new(
-        "aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing",
-        1,
-    ) else {
+    let Some(rig) = Rig::new(1) else {
         return;
     };
     let Rig {
@@ -338,7 +336,7 @@ fn aws_lab_over_ssh_auto_joins_unseals_survives_a_crash_and_leaves_nothing() {
 /// tagged with the lab's name behind.
 #[test]
 fn aws_failures_are_clear_and_leave_no_half_made_resources() {
-    let Some(rig) = Rig::new("aws_failures_are_clear_and_leave_no_half_made_resources", 2) else {
+    let Some(rig) = Rig::new(2) else {
         return;
     };
     let Rig {
@@ -468,7 +466,7 @@ fn aws_failures_are_clear_and_leave_no_half_made_resources() {
 /// with the lab's name (IAM by its path), and nothing of another lab.
 #[test]
 fn sweep_deletes_tagged_leftovers_without_state() {
-    let Some(endpoint) = localstack("sweep_deletes_tagged_leftovers_without_state") else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
     let aws = Aws::new(&endpoint);
@@ -606,22 +604,11 @@ fn sweep_deletes_tagged_leftovers_without_state() {
 /// nodes but leaves the resources to `terraform destroy`.
 #[test]
 fn from_terraform_adopts_the_deployment_and_leaves_it_to_terraform() {
-    if std::process::Command::new("terraform")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var("LAB_REQUIRE_TERRAFORM").is_err(),
-            "LAB_REQUIRE_TERRAFORM is set but terraform is not on PATH"
-        );
-        eprintln!("SKIP from_terraform: no terraform on PATH");
+    // lab runs terraform from PATH to read the deployment's outputs.
+    if testkit::locate::terraform().is_none() {
         return;
     }
-    let Some(rig) = Rig::new(
-        "from_terraform_adopts_the_deployment_and_leaves_it_to_terraform",
-        5,
-    ) else {
+    let Some(rig) = Rig::new(5) else {
         return;
     };
     let Rig {
@@ -751,7 +738,7 @@ fn from_terraform_adopts_the_deployment_and_leaves_it_to_terraform() {
 /// secondary and reads back every acknowledged write; its lab is gone afterwards.
 #[test]
 fn dr_failover_drill_runs_over_ssh() {
-    let Some(rig) = Rig::with_machines("dr_failover_drill_runs_over_ssh", 6, 6) else {
+    let Some(rig) = Rig::with_machines(6, 6) else {
         return;
     };
     let lab = rig.lab();
@@ -777,7 +764,7 @@ fn dr_failover_drill_runs_over_ssh() {
 /// next to LocalStack) is refused with a clear message.
 #[test]
 fn practice_runs_on_aws_and_resets_on_aws() {
-    let Some(rig) = Rig::new("practice_runs_on_aws_and_resets_on_aws", 7) else {
+    let Some(rig) = Rig::new(7) else {
         return;
     };
     let lab = rig.lab();

@@ -1,8 +1,10 @@
 //! Runs the `labnode` CLI and the real `bao` CLI against the same OpenBao dev server and
 //! compares their output, so table layouts and messages stay identical to vault's.
+//!
+//! Needs `bao` (see `testkit::locate::bao`): without it the test fails, unless
+//! `LABNODE_SKIP_BAO=1` asks to skip it.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,19 +21,8 @@ impl Drop for BaoServer {
     }
 }
 
-fn bao_path() -> Option<PathBuf> {
-    let p = std::env::var("LABNODE_BAO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| "/work/main/.venv/bin/bao".into());
-    p.exists().then_some(p)
-}
-
 fn start(bao: &Path) -> BaoServer {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::ports::free_port();
     let addr = format!("http://127.0.0.1:{port}");
     let child = Command::new(bao)
         .args([
@@ -58,18 +49,9 @@ fn start(bao: &Path) -> BaoServer {
 }
 
 fn run(bin: &Path, addr: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env("VAULT_ADDR", addr)
-        .env("BAO_ADDR", addr)
-        .env("VAULT_TOKEN", "root")
-        .env("BAO_TOKEN", "root")
-        .env_remove("VAULT_FORMAT")
-        .env_remove("BAO_FORMAT")
-        .env("HOME", std::env::temp_dir())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run command")
+    let mut command = testkit::cli::vault(bin, addr, &std::env::temp_dir(), Some("root"));
+    command.args(args);
+    testkit::cli::run(command)
 }
 
 /// Masks values that legitimately differ between two runs or between bao and vault wording.
@@ -125,8 +107,7 @@ fn compare(bao: &Path, addr: &str, args: &[&str]) {
 
 #[test]
 fn cli_output_matches_bao() {
-    let Some(bao) = bao_path() else {
-        eprintln!("skipping: bao not installed (set LABNODE_BAO)");
+    let Some(bao) = testkit::locate::bao() else {
         return;
     };
     let server = start(&bao);

@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::{ok, NodeDir};
 use serde_json::Value;
+use testkit::cli::ok;
 
 #[tokio::test]
 async fn cli_init_unseal_kv_restart() {
-    let node = NodeDir::new();
-    let server = node.start().await;
+    let node = common::node();
+    let server = node.spawn().await;
 
     let status = server.cli(None, &["status"]);
     assert_eq!(
@@ -72,7 +72,7 @@ async fn cli_init_unseal_kv_restart() {
     );
 
     server.stop();
-    let server = node.start().await;
+    let server = node.spawn().await;
     let status = server.cli(None, &["status"]);
     assert_eq!(status.status.code(), Some(2), "restarted node is sealed");
     let text = String::from_utf8_lossy(&status.stdout);
@@ -96,7 +96,7 @@ async fn cli_init_unseal_kv_restart() {
 }
 
 /// Three `operator unseal` calls; progress is shown after each, sealed=false after the last.
-async fn unseal_with_cli(server: &common::Server, keys: &[String]) {
+async fn unseal_with_cli(server: &testkit::Server, keys: &[String]) {
     for (i, key) in keys.iter().enumerate() {
         let out = server.cli(None, &["operator", "unseal", "-format=json", key]);
         let status: Value = serde_json::from_str(&ok(&out)).expect("seal status json");
@@ -114,7 +114,7 @@ async fn unseal_with_cli(server: &common::Server, keys: &[String]) {
 /// bao prints the engine type as typed (`kv-v2`); labnode prints `kv`.
 #[tokio::test]
 async fn secrets_enable_kv_v2_message_matches_vault() {
-    let server = common::start_dev().await;
+    let server = testkit::Server::dev(common::labnode()).await;
     let out = ok(&server.cli(Some("root"), &["secrets", "enable", "-path=s2", "kv-v2"]));
     assert_eq!(out, "Success! Enabled the kv-v2 secrets engine at: s2/\n");
 }

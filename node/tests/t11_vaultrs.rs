@@ -4,7 +4,6 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::NodeDir;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 use vaultrs::{kv1, kv2, sys};
@@ -22,8 +21,8 @@ fn client(addr: &str, token: &str) -> VaultClient {
 
 #[tokio::test]
 async fn vaultrs_kv_round_trips() {
-    let node = NodeDir::new();
-    let server = node.start().await;
+    let node = common::node();
+    let server = node.spawn().await;
     let (root, _) = server.init_unsealed().await;
     let c = client(&server.addr, &root);
 

@@ -5,7 +5,6 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::NodeDir;
 use serde_json::json;
 
 const WRITERS: usize = 8;
@@ -14,8 +13,8 @@ const MAX_PER_WRITER: usize = 2_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
-    let node = NodeDir::new();
-    let server = node.start().await;
+    let node = common::node();
+    let server = node.spawn().await;
     let (root, key) = server.init_unsealed().await;
     let r = server
         .request(
@@ -86,7 +85,7 @@ async fn acknowledged_writes_survive_kill_9() {
         acked.len()
     );
 
-    let server = node.start().await;
+    let server = node.spawn().await;
     let status = server.request("GET", "sys/seal-status", None, None).await;
     assert_eq!(status.body["sealed"], true);
     server.unseal(&[key]).await;

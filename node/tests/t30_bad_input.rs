@@ -4,13 +4,12 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{bin, NodeDir};
 use serde_json::json;
 
 #[tokio::test]
 async fn api_rejects_bad_requests() {
-    let node = NodeDir::new();
-    let server = node.start().await;
+    let node = common::node();
+    let server = node.spawn().await;
     let (root, _) = server.init_unsealed().await;
     let r = server
         .request("POST", "sys/mounts/kv", Some(&root), Some(json!({"type": "kv"})))
@@ -74,8 +73,8 @@ async fn api_rejects_bad_requests() {
 
 #[tokio::test]
 async fn wrong_unseal_key_leaves_progress_unchanged() {
-    let node = NodeDir::new();
-    let server = node.start().await;
+    let node = common::node();
+    let server = node.spawn().await;
 
     let (root, key) = server.init_unsealed().await;
     let r = server.request("PUT", "sys/seal", Some(&root), None).await;
@@ -118,8 +117,8 @@ async fn wrong_unseal_key_leaves_progress_unchanged() {
 
 #[tokio::test]
 async fn share_of_another_length_is_refused_mid_unseal() {
-    let node = NodeDir::new();
-    let server = node.start().await;
+    let node = common::node();
+    let server = node.spawn().await;
     let (keys, _) = server.init(5, 3).await;
 
     let r = server
@@ -153,7 +152,7 @@ async fn share_of_another_length_is_refused_mid_unseal() {
 
 /// Runs `labnode ARGS` with no server; returns (exit code, stderr).
 fn run(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(bin())
+    let out = Command::new(common::labnode())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -224,7 +223,7 @@ fn bad_config_names_file_and_line() {
 fn cli_survives_a_closed_stdout_pipe() {
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
-    let out = Command::new(bin())
+    let out = Command::new(common::labnode())
         .arg("version")
         .stdin(Stdio::null())
         .stdout(writer)

@@ -3,7 +3,6 @@
 
 mod common;
 
-use common::{files_under, NodeDir};
 use serde_json::json;
 
 /// Every file under `dir` whose bytes contain `needle`.
@@ -20,10 +19,10 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
 
 #[tokio::test]
 async fn no_secret_or_token_in_plaintext_on_disk() {
-    let node = NodeDir::new();
-    let server = node.start().await;
+    let node = common::node();
+    let server = node.spawn().await;
     let (root, key) = server.init_unsealed().await;
-    let ok = |r: common::Reply, code: u16| {
+    let ok = |r: testkit::Reply, code: u16| {
         assert_eq!(r.status, code, "{r:?}");
         r
     };
@@ -129,9 +128,26 @@ async fn no_secret_or_token_in_plaintext_on_disk() {
         assert!(found.is_empty(), "{what} found in plaintext in {found:?}");
     }
 
-    let server = node.start().await;
+    let server = node.spawn().await;
     server.unseal(&[key]).await;
     let r = server.request("GET", "secret/data/app", Some(&root), None).await;
     assert_eq!(r.body["data"]["data"]["password"], v2_secret);
     server.stop();
+}
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

@@ -7,9 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{bao_at, get_kv, peers_table, put_kv, show, Cluster, ClusterNode};
-use common::ok;
 use serde_json::{json, Value};
+use testkit::cli::{ok, show};
+use testkit::kv::{get_kv, http, put_kv};
+use testkit::{Cluster, Node, RetryJoin};
 
 const FIVE: [&str; 5] = ["node-a", "node-b", "node-c", "node-d", "node-e"];
 
@@ -34,7 +35,10 @@ fn rows<'a>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_by_retry_join_list_peers_autopilot_and_remove_peer() {
-    let mut c = Cluster::retry_join(&FIVE).await;
+    if testkit::locate::bao().is_none() {
+        return;
+    }
+    let mut c = common::cluster(&FIVE).form().await;
     let leader = c.wait_leader(&FIVE, Duration::from_secs(20)).await;
     let root = c.root.clone();
 
@@ -115,7 +119,7 @@ async fn five_nodes_by_retry_join_list_peers_autopilot_and_remove_peer() {
 
     // The cluster keeps serving (node-e still runs, cut out), through every member.
     c.mount_kv().await;
-    let client = common::cluster::http(Duration::from_secs(10));
+    let client = http(Duration::from_secs(10));
     for n in four {
         let st = put_kv(&client, &c.node(n).addr(), &root, &format!("after-remove/{n}"), n).await;
         assert_eq!(st, Ok(204), "write via {n}");
@@ -131,15 +135,16 @@ async fn five_nodes_by_retry_join_list_peers_autopilot_and_remove_peer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_operator_raft_join_and_duplicate_node_id_is_refused() {
-    let mut n1 = ClusterNode::new("node1");
-    let mut n2 = ClusterNode::new("node2");
-    let mut n3 = ClusterNode::new("node3");
-    for n in [&n1, &n2, &n3] {
-        n.configure(&[]);
+    if testkit::locate::bao().is_none() {
+        return;
     }
-    for n in [&mut n1, &mut n2, &mut n3] {
-        n.start().await;
-    }
+    let nodes = common::cluster(&["node1", "node2", "node3"])
+        .join(RetryJoin::Manual)
+        .start()
+        .await;
+    let Ok([n1, n2, n3]) = <[Node; 3]>::try_from(nodes) else {
+        unreachable!("three names make three nodes")
+    };
     let (keys, root) = n1.srv().init(3, 2).await;
     n1.srv().unseal(&keys).await;
 
@@ -162,6 +167,7 @@ async fn manual_operator_raft_join_and_duplicate_node_id_is_refused() {
         nodes: vec![n1, n2, n3],
         root: root.clone(),
         keys: keys.clone(),
+        threshold: 2,
     };
     let three = ["node1", "node2", "node3"];
     c.wait_members(&three, &three).await;
@@ -173,8 +179,7 @@ async fn manual_operator_raft_join_and_duplicate_node_id_is_refused() {
     }
 
     // A fresh node reusing node_id "node2" is refused by the leader at the challenge.
-    let mut dup = ClusterNode::new("node2");
-    dup.configure(&[]);
+    let mut dup = Node::new(common::labnode(), "node2");
     dup.start().await;
     let out = dup.cli(None, &["operator", "raft", "join", &c.node("node1").addr()]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
@@ -200,8 +205,11 @@ fn no_redirects() -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standby_forwards_redirects_and_reports_health_and_leader() {
+    if testkit::locate::bao().is_none() {
+        return;
+    }
     let three = ["s1", "s2", "s3"];
-    let c = Cluster::retry_join(&three).await;
+    let c = common::cluster(&three).form().await;
     let leader_name = c.wait_leader(&three, Duration::from_secs(20)).await;
     let leader = c.node(&leader_name);
     let standby = c.nodes.iter().find(|n| n.name != leader_name).unwrap();
@@ -209,7 +217,7 @@ async fn standby_forwards_redirects_and_reports_health_and_leader() {
     c.mount_kv().await;
 
     // A write and a read sent to a standby are forwarded to the active node.
-    let client = common::cluster::http(Duration::from_secs(10));
+    let client = http(Duration::from_secs(10));
     assert_eq!(
         put_kv(&client, &standby.addr(), &root, "fwd", "via-standby").await,
         Ok(204)
@@ -319,20 +327,14 @@ async fn standby_forwards_redirects_and_reports_health_and_leader() {
     );
 
     // The real bao CLI reads through the standby too.
-    let out = bao_at(
-        &standby.addr(),
-        standby.dir.dir.path(),
-        Some(&root),
-        &["kv", "get", "-field=value", "kv/fwd"],
-        &[],
-    );
+    let out = standby.bao(Some(&root), &["kv", "get", "-field=value", "kv/fwd"]);
     assert_eq!(ok(&out), "via-standby", "{}", show(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_node_stops_serving() {
     let three = ["r1", "r2", "r3"];
-    let c = Cluster::retry_join(&three).await;
+    let c = common::cluster(&three).form().await;
     c.mount_kv().await;
     let root = c.root.clone();
     let out = c
@@ -343,7 +345,7 @@ async fn removed_node_stops_serving() {
     let removed = c.node("r3").srv();
     let h = removed.request("GET", "sys/health", None, None).await;
     assert_eq!(h.status, 530, "{h:?}");
-    let client = common::cluster::http(Duration::from_secs(10));
+    let client = http(Duration::from_secs(10));
     let st = put_kv(&client, &removed.addr, &root, "via-removed", "x").await;
     assert_ne!(st, Ok(204), "a removed node accepted a write");
 }
@@ -351,15 +353,7 @@ async fn removed_node_stops_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_joins_are_not_refused() {
     let names = ["c1", "c2", "c3", "c4", "c5"];
-    let mut nodes: Vec<ClusterNode> = names.iter().map(|n| ClusterNode::new(n)).collect();
-    let first = nodes[0].addr();
-    for n in &nodes[1..] {
-        n.configure(std::slice::from_ref(&first));
-    }
-    nodes[0].configure(&[]);
-    for n in &mut nodes {
-        n.start().await;
-    }
+    let nodes = common::cluster(&names).join(RetryJoin::First).start().await;
     let (keys, _root) = nodes[0].srv().init(3, 2).await;
     nodes[0].srv().unseal(&keys).await;
     for n in &nodes[1..] {
@@ -399,4 +393,28 @@ async fn concurrent_joins_are_not_refused() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The `Node/Address/State/Voter` table `operator raft list-peers` prints (tabwriter
+/// layout: each column as wide as its longest cell plus four spaces, last column bare).
+fn peers_table(rows: &[(&str, String, &str, &str)]) -> String {
+    let mut all: Vec<[String; 4]> = vec![
+        ["Node", "Address", "State", "Voter"].map(String::from),
+        ["----", "-------", "-----", "-----"].map(String::from),
+    ];
+    for (n, a, s, v) in rows {
+        all.push([n.to_string(), a.clone(), s.to_string(), v.to_string()]);
+    }
+    let widths: Vec<usize> = (0..3)
+        .map(|c| all.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &all {
+        for (c, w) in widths.iter().enumerate() {
+            out.push_str(&format!("{:<width$}", r[c], width = w + 4));
+        }
+        out.push_str(&r[3]);
+        out.push('\n');
+    }
+    out
 }

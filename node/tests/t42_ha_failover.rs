@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::{get_kv, http, put_kv, unseal_member, Cluster};
 use serde_json::json;
+use testkit::cluster::unseal_member;
+use testkit::kv::{get_kv, http, put_kv};
+use testkit::Cluster;
 
 const WRITERS: usize = 4;
 
@@ -107,7 +109,7 @@ impl Writers {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill_9_under_writers_loses_no_acknowledged_write() {
     let names = ["f1", "f2", "f3"];
-    let mut c = Cluster::retry_join(&names).await;
+    let mut c = common::cluster(&names).form().await;
     c.mount_kv().await;
     let old = c.wait_leader(&names, Duration::from_secs(20)).await;
     let root = c.root.clone();
@@ -217,7 +219,7 @@ async fn write_succeeds(c: &Cluster, node: &str, key: &str) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_survive_two_losses_refuse_writes_after_three_and_in_a_minority() {
     let names = ["q1", "q2", "q3", "q4", "q5"];
-    let mut c = Cluster::retry_join(&names).await;
+    let mut c = common::cluster(&names).form().await;
     c.mount_kv().await;
     let root = c.root.clone();
     let leader = c.wait_leader(&names, Duration::from_secs(20)).await;
@@ -226,7 +228,7 @@ async fn five_nodes_survive_two_losses_refuse_writes_after_three_and_in_a_minori
     let followers: Vec<&str> = names.iter().copied().filter(|n| *n != leader).collect();
     let minority = [leader.as_str(), followers[0]];
     for n in &followers[1..] {
-        c.node(n).signal("-STOP");
+        c.node(n).srv().pause();
     }
     // Both minority nodes at once; neither may acknowledge (today they do not answer at
     // all within the limit, see `isolated_leader_answers_writes_with_an_error`).
@@ -243,7 +245,7 @@ async fn five_nodes_survive_two_losses_refuse_writes_after_three_and_in_a_minori
         );
     }
     for n in &followers[1..] {
-        c.node(n).signal("-CONT");
+        c.node(n).srv().resume();
     }
     let healed = write_succeeds(&c, followers[2], "healed").await;
     println!(
@@ -307,11 +309,11 @@ async fn five_nodes_survive_two_losses_refuse_writes_after_three_and_in_a_minori
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolated_leader_answers_writes_with_an_error() {
     let names = ["i1", "i2", "i3"];
-    let c = Cluster::retry_join(&names).await;
+    let c = common::cluster(&names).form().await;
     c.mount_kv().await;
     let leader = c.wait_leader(&names, Duration::from_secs(20)).await;
     for n in names.iter().filter(|n| **n != leader) {
-        c.node(n).signal("-STOP");
+        c.node(n).srv().pause();
     }
     let (r, took) = attempt(
         &c.node(&leader).addr(),
@@ -321,7 +323,7 @@ async fn isolated_leader_answers_writes_with_an_error() {
     )
     .await;
     for n in names.iter().filter(|n| **n != leader) {
-        c.node(n).signal("-CONT");
+        c.node(n).srv().resume();
     }
     assert!(
         matches!(r, Ok(s) if s >= 500),

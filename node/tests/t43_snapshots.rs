@@ -7,9 +7,11 @@ mod common;
 use std::io::Read;
 use std::time::Duration;
 
-use common::cluster::{get_kv, http, put_kv, show, unseal_member, Cluster, ClusterNode};
-use common::ok;
 use serde_json::json;
+use testkit::cli::{ok, show};
+use testkit::cluster::unseal_member;
+use testkit::kv::{get_kv, http, put_kv};
+use testkit::Node;
 
 /// The member names of a snapshot archive, and its meta.json.
 fn archive_entries(path: &std::path::Path) -> (Vec<String>, serde_json::Value) {
@@ -43,8 +45,11 @@ async fn put(client: &reqwest::Client, addr: &str, root: &str, key: &str, value:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_restore_rolls_back_every_node_and_refuses_foreign_snapshots() {
+    if testkit::locate::bao().is_none() {
+        return;
+    }
     let names = ["p1", "p2", "p3"];
-    let mut c = Cluster::retry_join(&names).await;
+    let mut c = common::cluster(&names).form().await;
     c.mount_kv().await;
     let root = c.root.clone();
     let leader = c.wait_leader(&names, Duration::from_secs(20)).await;
@@ -147,8 +152,7 @@ async fn snapshot_restore_rolls_back_every_node_and_refuses_foreign_snapshots() 
     }
 
     // Another cluster's snapshot is refused without -force...
-    let mut other = ClusterNode::new("other");
-    other.configure(&[]);
+    let mut other = Node::new(common::labnode(), "other");
     other.start().await;
     let (other_keys, other_root) = other.srv().init(1, 1).await;
     other.srv().unseal(&other_keys).await;

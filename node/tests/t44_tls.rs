@@ -6,9 +6,10 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::cluster::{api_tls_files, bao_at, cli_env, show, ClusterNode};
-use common::ok;
 use serde_json::Value;
+use testkit::cli::{ok, show};
+use testkit::tls::api_tls_files;
+use testkit::{Node, NodeConfig};
 
 /// The whole error chain of a failed request, for matching.
 fn chain(e: &reqwest::Error) -> String {
@@ -34,8 +35,7 @@ fn insecure(identity: Option<reqwest::Identity>) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_port_refuses_clients_without_the_cluster_certificate() {
-    let mut node = ClusterNode::new("solo");
-    node.configure(&[]);
+    let mut node = Node::new(common::labnode(), "solo");
     node.start().await;
     let url = format!("https://{}/v1/sys/health", node.cluster_hostport());
 
@@ -101,18 +101,22 @@ async fn cluster_port_refuses_clients_without_the_cluster_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tls_listener_with_the_cli_and_vault_cacert() {
-    let mut node = ClusterNode::new("tls1");
-    let (ca, cert, key) = api_tls_files(node.dir.dir.path());
-    node.configure_api_tls(&cert, &key);
-    node.start_api_tls(&ca).await;
-    let addr = format!("https://127.0.0.1:{}", node.dir.api_port);
-    let home = node.dir.dir.path().to_path_buf();
-    let ca_s = ca.to_str().unwrap();
+    if testkit::locate::bao().is_none() {
+        return;
+    }
+    let mut node = Node::new(common::labnode(), "tls1");
+    let tls = api_tls_files(node.home());
+    node.configure(&NodeConfig {
+        api_tls: Some((tls.cert.clone(), tls.key.clone())),
+        ..NodeConfig::default()
+    });
+    node.trust(&tls.ca);
+    node.start().await;
+    assert_eq!(node.addr(), format!("https://127.0.0.1:{}", node.api_port));
+    let ca_s = tls.ca.to_str().unwrap();
     let trust = [("VAULT_CACERT", ca_s)];
 
-    let out = cli_env(
-        &addr,
-        &home,
+    let out = node.cli_env(
         None,
         &[
             "operator",
@@ -126,45 +130,15 @@ async fn api_tls_listener_with_the_cli_and_vault_cacert() {
     let init: Value = serde_json::from_str(&ok(&out)).expect("init json");
     let unseal_key = init["unseal_keys_b64"][0].as_str().expect("key").to_string();
     let root = init["root_token"].as_str().expect("root").to_string();
-    ok(&cli_env(
-        &addr,
-        &home,
-        None,
-        &["operator", "unseal", &unseal_key],
-        &trust,
-    ));
+    ok(&node.cli_env(None, &["operator", "unseal", &unseal_key], &trust));
     node.srv().wait_active().await;
-    ok(&cli_env(
-        &addr,
-        &home,
-        Some(&root),
-        &["secrets", "enable", "-version=1", "kv"],
-        &trust,
-    ));
-    ok(&cli_env(
-        &addr,
-        &home,
-        Some(&root),
-        &["kv", "put", "kv/tls", "v=over-tls"],
-        &trust,
-    ));
-    let out = cli_env(
-        &addr,
-        &home,
-        Some(&root),
-        &["kv", "get", "-field=v", "kv/tls"],
-        &trust,
-    );
+    ok(&node.cli_env(Some(&root), &["secrets", "enable", "-version=1", "kv"], &trust));
+    ok(&node.cli_env(Some(&root), &["kv", "put", "kv/tls", "v=over-tls"], &trust));
+    let out = node.cli_env(Some(&root), &["kv", "get", "-field=v", "kv/tls"], &trust);
     assert_eq!(ok(&out), "over-tls");
 
     // Without the CA the CLI refuses the server's certificate.
-    let out = cli_env(
-        &addr,
-        &home,
-        Some(&root),
-        &["kv", "get", "-field=v", "kv/tls"],
-        &[],
-    );
+    let out = node.cli_env(Some(&root), &["kv", "get", "-field=v", "kv/tls"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -175,21 +149,13 @@ async fn api_tls_listener_with_the_cli_and_vault_cacert() {
     assert!(out.stdout.is_empty());
 
     // The real bao CLI: works with BAO_CACERT, fails without.
-    let out = bao_at(
-        &addr,
-        &home,
+    let out = node.bao_env(
         Some(&root),
         &["kv", "get", "-field=v", "kv/tls"],
         &[("BAO_CACERT", ca_s)],
     );
     assert_eq!(ok(&out), "over-tls", "{}", show(&out));
-    let out = bao_at(
-        &addr,
-        &home,
-        Some(&root),
-        &["kv", "get", "-field=v", "kv/tls"],
-        &[],
-    );
+    let out = node.bao_env(Some(&root), &["kv", "get", "-field=v", "kv/tls"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("x509: certificate signed by unknown authority"),
@@ -199,7 +165,7 @@ async fn api_tls_listener_with_the_cli_and_vault_cacert() {
 
     // Plain HTTP against the TLS listener does not get the API.
     let r = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{}/v1/sys/health", node.dir.api_port))
+        .get(format!("http://127.0.0.1:{}/v1/sys/health", node.api_port))
         .send()
         .await;
     assert!(r.map(|r| r.status().as_u16() != 200).unwrap_or(true));

@@ -1,12 +1,11 @@
 //! The awskms seal and EC2 auto_join discovery against LocalStack's KMS and EC2 APIs.
 //!
 //! Needs LocalStack at `LABNODE_LOCALSTACK_ENDPOINT` (default http://127.0.0.1:4566); start
-//! it with `scripts/localstack.sh start`. When it is not reachable the tests print SKIP and
-//! pass, unless `LABNODE_REQUIRE_LOCALSTACK` is set (CI sets it), in which case they fail.
+//! it with `scripts/localstack.sh start`. When it is not reachable the tests fail;
+//! `LABNODE_SKIP_LOCALSTACK=1` makes them print SKIP instead.
 //! Everything stays on loopback: the EC2 instances are records whose 127.0.1.x addresses
 //! nothing connects to.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use aws_query::QueryError;
@@ -16,7 +15,8 @@ use labnode_config::AwsKmsConfig;
 
 mod common;
 
-use common::localstack::{create_key, kms_admin, localstack, unique, Ec2Lab, REGION};
+use common::localstack::Ec2Lab;
+use testkit::localstack::{create_key, kms, unique, REGION};
 
 fn seal_config(endpoint: &str, key_id: &str) -> AwsKmsConfig {
     AwsKmsConfig {
@@ -31,10 +31,10 @@ fn seal_config(endpoint: &str, key_id: &str) -> AwsKmsConfig {
 
 #[tokio::test]
 async fn kms_envelope_round_trip() {
-    let Some(endpoint) = localstack("kms_envelope_round_trip").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
-    let admin = kms_admin(&endpoint);
+    let admin = kms(&endpoint);
     let key_id = create_key(&admin).await;
     let kms = AwsKms::connect(&seal_config(&endpoint, &key_id)).await.unwrap();
     assert_eq!(kms.key_id(), key_id);
@@ -79,7 +79,7 @@ async fn kms_envelope_round_trip() {
 
 #[tokio::test]
 async fn kms_missing_key_is_named() {
-    let Some(endpoint) = localstack("kms_missing_key_is_named").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
     let missing = "11111111-2222-3333-4444-555555555555";
@@ -101,10 +101,10 @@ async fn kms_missing_key_is_named() {
 
 #[tokio::test]
 async fn kms_disabled_key_is_refused() {
-    let Some(endpoint) = localstack("kms_disabled_key_is_refused").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
-    let admin = kms_admin(&endpoint);
+    let admin = kms(&endpoint);
     let key_id = create_key(&admin).await;
     let kms = AwsKms::connect(&seal_config(&endpoint, &key_id)).await.unwrap();
     let blob = kms.encrypt(b"secret").await.unwrap();
@@ -138,10 +138,7 @@ async fn kms_disabled_key_is_refused() {
 #[tokio::test]
 async fn kms_unreachable_endpoint_fails_fast() {
     // Needs no LocalStack: the endpoint is a loopback port nobody listens on.
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = testkit::ports::free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     let err = AwsKms::connect(&seal_config(&endpoint, "alias/anything"))
@@ -171,7 +168,7 @@ async fn discover_until(auto_join: &str, want: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn ec2_auto_join_discovers_running_tagged_instances() {
-    let Some(endpoint) = localstack("ec2_auto_join_discovers_running_tagged_instances").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
     let mut lab = Ec2Lab::new(&endpoint, "127.0.1.0/24").await;
@@ -209,10 +206,7 @@ async fn ec2_auto_join_errors_are_clear() {
     assert!(matches!(err, DiscoverError::InvalidAutoJoin(_)), "{err:?}");
     assert!(err.to_string().contains("\"gce\""), "{err}");
 
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = testkit::ports::free_port();
     let started = Instant::now();
     let err = discover_aws(
         &format!(

@@ -2,8 +2,8 @@
 //! and `retry_join { auto_join = "provider=aws ..." }`, both served by LocalStack.
 //!
 //! Needs LocalStack at `LABNODE_LOCALSTACK_ENDPOINT` (default http://127.0.0.1:4566; start
-//! it with `scripts/localstack.sh start`). When it is down the tests print SKIP and pass,
-//! unless `LABNODE_REQUIRE_LOCALSTACK` is set (scripts/test.sh sets it).
+//! it with `scripts/localstack.sh start`). When it is down the tests fail;
+//! `LABNODE_SKIP_LOCALSTACK=1` makes them print SKIP instead.
 //!
 //! Every node listens on 8200/8201 of its own loopback address, as in the course; each test
 //! owns one 127.0.5X.0/24 range and one tag value, so the tests run in parallel with each
@@ -11,24 +11,25 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-use common::localstack::{create_key, kms_admin, localstack, unique, Ec2Lab, OVERRIDES, REGION};
+use common::localstack::Ec2Lab;
+use testkit::localstack::{create_key, kms, unique, REGION};
+use testkit::{Node, Reply};
 
 // ---------------------------------------------------------------------------------------
 // Nodes: the course's config on <ip>:8200/8201, run as real processes, killed on drop.
 
-struct Node {
-    ip: String,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-    http: reqwest::Client,
-}
+/// LocalStack's test credentials, in every node's environment.
+const AWS_ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_REGION", REGION),
+];
 
 /// The course's first config block, with LocalStack's endpoint added to both AWS users.
 fn course_config(data: &str, ip: &str, tag: &str, key_id: &str, endpoint: &str) -> String {
@@ -61,151 +62,66 @@ log_level = "INFO"
     )
 }
 
-impl Node {
-    /// Writes the config; does not start the process.
-    fn new(ip: &str, tag: &str, key_id: &str, endpoint: &str) -> Node {
-        let dir = tempfile::Builder::new().prefix("labnode-t51-").tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let config = course_config(&data.display().to_string(), ip, tag, key_id, endpoint);
-        std::fs::write(dir.path().join("node.hcl"), config).unwrap();
-        Node {
-            ip: ip.to_owned(),
-            dir,
-            child: None,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+/// A node on `<ip>:8200/8201` with the course config; not started.
+fn course_node(ip: &str, tag: &str, key_id: &str, endpoint: &str) -> Node {
+    let last = ip.rsplit('.').next().unwrap();
+    let mut node = Node::on(common::labnode(), &format!("node-{last}"), ip, 8200, 8201);
+    std::fs::create_dir_all(node.data()).unwrap();
+    node.write_config(&course_config(
+        &node.data().display().to_string(),
+        ip,
+        tag,
+        key_id,
+        endpoint,
+    ));
+    for (key, value) in AWS_ENV {
+        node.env(key, value);
+    }
+    node
+}
+
+/// `labnode server -config=...` of `node` as a plain command, for a server expected to exit.
+fn server_command(node: &Node) -> Command {
+    let mut command = Command::new(node.labnode());
+    command
+        .arg("server")
+        .arg(format!("-config={}", node.config.display()))
+        .env("HOME", node.home())
+        .env("NO_COLOR", "1")
+        .envs(AWS_ENV)
+        .stdin(Stdio::null());
+    for var in testkit::localstack::OVERRIDES {
+        command.env_remove(var);
+    }
+    command
+}
+
+async fn seal_status(node: &Node) -> Value {
+    node.srv()
+        .request("GET", "sys/seal-status", None, None)
+        .await
+        .body
+}
+
+/// Polls `check` on `node` until it holds, panicking with the last value and the log.
+async fn wait_for(node: &Node, what: &str, timeout: Duration, check: impl AsyncCheck) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (done, seen) = check.check(node).await;
+        if done {
+            return;
         }
-    }
-
-    fn addr(&self) -> String {
-        format!("http://{}:8200", self.ip)
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("server.log")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    /// `labnode server -config=...` with LocalStack's test credentials in the environment.
-    fn command(&self) -> Command {
-        let mut command = Command::new(common::bin());
-        command
-            .arg("server")
-            .arg(format!("-config={}", self.dir.path().join("node.hcl").display()))
-            .env("HOME", self.dir.path())
-            .env("NO_COLOR", "1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", REGION)
-            .stdin(Stdio::null());
-        for var in OVERRIDES {
-            command.env_remove(var);
-        }
-        command
-    }
-
-    /// Starts the process and waits until its API answers.
-    async fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        let child = self
-            .command()
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn labnode server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("{} exited ({status}); log:\n{}", self.ip, self.log());
-            }
-            if self.get("sys/health").await.is_some() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} API not up within 30 s; log:\n{}",
-                self.ip,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// One request to `/v1/<path>`; `None` when nothing answered.
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Option<(u16, Value)> {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, format!("{}/v1/{path}", self.addr()));
-        if let Some(token) = token {
-            request = request.header("X-Vault-Token", token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.ok()?;
-        let status = response.status().as_u16();
-        let text = response.text().await.ok()?;
-        Some((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, Value)> {
-        self.request("GET", path, None, None).await
-    }
-
-    async fn seal_status(&self) -> Value {
-        self.get("sys/seal-status").await.expect("seal-status").1
-    }
-
-    /// Polls `check` on this node until it holds, panicking with the last value and the log.
-    async fn wait_for(&self, what: &str, timeout: Duration, check: impl AsyncCheck) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let (done, seen) = check.check(self).await;
-            if done {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: not {what} within {timeout:?} (last: {seen}); log:\n{}",
-                self.ip,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: not {what} within {timeout:?} (last: {seen}); log:\n{}",
+            node.host,
+            node.srv().log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A condition on a node, polled by [`Node::wait_for`]: (holds, what was seen).
+/// A condition on a node, polled by [`wait_for`]: (holds, what was seen).
 trait AsyncCheck {
     async fn check(&self, node: &Node) -> (bool, String);
 }
@@ -215,9 +131,9 @@ struct Health(u16);
 
 impl AsyncCheck for Health {
     async fn check(&self, node: &Node) -> (bool, String) {
-        match node.get("sys/health").await {
-            Some((status, body)) => (status == self.0, format!("{status} {body}")),
-            None => (false, "no answer".to_owned()),
+        match node.srv().try_request("GET", "sys/health", None, None).await {
+            Ok(Reply { status, body }) => (status == self.0, format!("{status} {body}")),
+            Err(_) => (false, "no answer".to_owned()),
         }
     }
 }
@@ -230,8 +146,9 @@ struct Voters<'a> {
 
 impl AsyncCheck for Voters<'_> {
     async fn check(&self, node: &Node) -> (bool, String) {
-        let Some((200, body)) = node
-            .request("GET", "sys/storage/raft/configuration", Some(self.token), None)
+        let Ok(Reply { status: 200, body }) = node
+            .srv()
+            .try_request("GET", "sys/storage/raft/configuration", Some(self.token), None)
             .await
         else {
             return (false, "no 200 answer".to_owned());
@@ -260,24 +177,16 @@ async fn wait_formed(nodes: &[Node], root: &str) {
         token: root,
         want: &COURSE_NODES,
     };
-    nodes[0]
-        .wait_for("three voters", Duration::from_secs(60), voters)
-        .await;
+    wait_for(&nodes[0], "three voters", Duration::from_secs(60), voters).await;
     for node in &nodes[1..] {
-        node.wait_for("an unsealed standby", Duration::from_secs(30), Health(429))
-            .await;
+        wait_for(node, "an unsealed standby", Duration::from_secs(30), Health(429)).await;
     }
 }
 
 /// `labnode operator init -format=json` against `node`, as the course does it.
 fn operator_init(node: &Node) -> Value {
-    let out = common::cli_at(
-        &node.addr(),
-        node.dir.path(),
-        None,
-        &["operator", "init", "-format=json"],
-    );
-    serde_json::from_str(&common::ok(&out)).expect("init output is JSON")
+    let out = node.cli(None, &["operator", "init", "-format=json"]);
+    serde_json::from_str(&testkit::cli::ok(&out)).expect("init output is JSON")
 }
 
 fn recovery_keys(init: &Value) -> Vec<String> {
@@ -295,10 +204,10 @@ fn recovery_keys(init: &Value) -> Vec<String> {
 /// and joins through EC2 discovery, and a crashed node comes back unsealed.
 #[tokio::test]
 async fn course_config_forms_an_auto_unsealed_cluster() {
-    let Some(endpoint) = localstack("course_config_forms_an_auto_unsealed_cluster").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
-    let key_id = create_key(&kms_admin(&endpoint)).await;
+    let key_id = create_key(&kms(&endpoint)).await;
     let tag = unique("t51-a");
     let mut ec2 = Ec2Lab::new(&endpoint, "127.0.51.0/24").await;
     let ips = ["127.0.51.11", "127.0.51.12", "127.0.51.13"];
@@ -307,7 +216,7 @@ async fn course_config_forms_an_auto_unsealed_cluster() {
     }
     let mut nodes: Vec<Node> = ips
         .iter()
-        .map(|ip| Node::new(ip, &tag, &key_id, &endpoint))
+        .map(|ip| course_node(ip, &tag, &key_id, &endpoint))
         .collect();
     for node in &mut nodes {
         node.start().await;
@@ -318,12 +227,10 @@ async fn course_config_forms_an_auto_unsealed_cluster() {
     assert_eq!(init["unseal_keys_b64"], json!([]), "{init}");
     let root = init["root_token"].as_str().unwrap().to_owned();
 
-    nodes[0]
-        .wait_for("active", Duration::from_secs(30), Health(200))
-        .await;
+    wait_for(&nodes[0], "active", Duration::from_secs(30), Health(200)).await;
     wait_formed(&nodes, &root).await;
     for node in &nodes {
-        let status = node.seal_status().await;
+        let status = seal_status(node).await;
         assert_eq!(status["type"], json!("awskms"), "{status}");
         assert_eq!(status["recovery_seal"], json!(true), "{status}");
         assert_eq!(status["sealed"], json!(false), "{status}");
@@ -333,30 +240,28 @@ async fn course_config_forms_an_auto_unsealed_cluster() {
     // A crash: the node comes back and unseals itself through KMS, no keys given.
     nodes[1].kill();
     nodes[1].start().await;
-    nodes[1]
-        .wait_for(
-            "auto-unsealed after restart",
-            Duration::from_secs(30),
-            Health(429),
-        )
-        .await;
+    wait_for(
+        &nodes[1],
+        "auto-unsealed after restart",
+        Duration::from_secs(30),
+        Health(429),
+    )
+    .await;
     let voters = Voters {
         token: &root,
         want: &COURSE_NODES,
     };
-    nodes[1]
-        .wait_for("three voters", Duration::from_secs(30), voters)
-        .await;
+    wait_for(&nodes[1], "three voters", Duration::from_secs(30), voters).await;
 }
 
 /// (b) Discovery only offers running instances: while the leader's instance is stopped in
 /// EC2, the other nodes find no one to join; once it runs again they join.
 #[tokio::test]
 async fn stopped_instance_is_not_a_join_candidate() {
-    let Some(endpoint) = localstack("stopped_instance_is_not_a_join_candidate").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
-    let key_id = create_key(&kms_admin(&endpoint)).await;
+    let key_id = create_key(&kms(&endpoint)).await;
     let tag = unique("t51-b");
     let mut ec2 = Ec2Lab::new(&endpoint, "127.0.52.0/24").await;
     let ips = ["127.0.52.11", "127.0.52.12", "127.0.52.13"];
@@ -368,33 +273,29 @@ async fn stopped_instance_is_not_a_join_candidate() {
 
     let mut nodes: Vec<Node> = ips
         .iter()
-        .map(|ip| Node::new(ip, &tag, &key_id, &endpoint))
+        .map(|ip| course_node(ip, &tag, &key_id, &endpoint))
         .collect();
     nodes[0].start().await;
     let root = operator_init(&nodes[0])["root_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    nodes[0]
-        .wait_for("active", Duration::from_secs(30), Health(200))
-        .await;
+    wait_for(&nodes[0], "active", Duration::from_secs(30), Health(200)).await;
     for node in &mut nodes[1..] {
         node.start().await;
     }
     // Several discovery rounds (one every 2 s): the followers stay uninitialized.
     tokio::time::sleep(Duration::from_secs(8)).await;
     for node in &nodes[1..] {
-        let status = node.seal_status().await;
-        assert_eq!(status["initialized"], json!(false), "{}: {status}", node.ip);
+        let status = seal_status(node).await;
+        assert_eq!(status["initialized"], json!(false), "{}: {status}", node.host);
     }
     let alone = ["node-11"];
     let voters = Voters {
         token: &root,
         want: &alone,
     };
-    nodes[0]
-        .wait_for("the only voter", Duration::from_secs(1), voters)
-        .await;
+    wait_for(&nodes[0], "the only voter", Duration::from_secs(1), voters).await;
 
     ec2.instance_action("StartInstances", &instances[0]).await;
     wait_formed(&nodes, &root).await;
@@ -404,10 +305,10 @@ async fn stopped_instance_is_not_a_join_candidate() {
 /// the endpoint, instead of a node that serves sealed forever.
 #[tokio::test]
 async fn unusable_kms_stops_the_server() {
-    let Some(endpoint) = localstack("unusable_kms_stops_the_server").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
-    let admin = kms_admin(&endpoint);
+    let admin = kms(&endpoint);
     let disabled = create_key(&admin).await;
     admin
         .disable_key()
@@ -416,7 +317,7 @@ async fn unusable_kms_stops_the_server() {
         .await
         .expect("DisableKey");
     let missing = uuid::Uuid::new_v4().to_string();
-    let dead_endpoint = format!("http://127.0.0.1:{}", common::free_port());
+    let dead_endpoint = format!("http://127.0.0.1:{}", testkit::ports::free_port());
     let tag = unique("t51-c");
     let cases = [
         (
@@ -439,10 +340,9 @@ async fn unusable_kms_stops_the_server() {
         ),
     ];
     for (ip, key_id, kms_endpoint, expected) in cases {
-        let node = Node::new(ip, &tag, &key_id, &kms_endpoint);
+        let node = course_node(ip, &tag, &key_id, &kms_endpoint);
         let started = Instant::now();
-        let mut child = node
-            .command()
+        let mut child = server_command(&node)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -476,38 +376,40 @@ async fn unusable_kms_stops_the_server() {
 /// key disabled, a sealed node stays sealed whatever recovery keys it is given.
 #[tokio::test]
 async fn recovery_keys_generate_root_but_do_not_unseal() {
-    let Some(endpoint) = localstack("recovery_keys_generate_root_but_do_not_unseal").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
-    let admin = kms_admin(&endpoint);
+    let admin = kms(&endpoint);
     let key_id = create_key(&admin).await;
-    let mut node = Node::new("127.0.54.11", &unique("t51-d"), &key_id, &endpoint);
+    let mut node = course_node("127.0.54.11", &unique("t51-d"), &key_id, &endpoint);
     node.start().await;
     let init = operator_init(&node);
     let keys = recovery_keys(&init);
     let root = init["root_token"].as_str().unwrap().to_owned();
-    node.wait_for("active", Duration::from_secs(30), Health(200))
-        .await;
+    wait_for(&node, "active", Duration::from_secs(30), Health(200)).await;
 
-    let (status, attempt) = node
+    let Reply {
+        status,
+        body: attempt,
+    } = node
+        .srv()
         .request("PUT", "sys/generate-root/attempt", None, Some(json!({})))
-        .await
-        .unwrap();
+        .await;
     assert_eq!(status, 200, "{attempt}");
     assert_eq!(attempt["required"], json!(3), "{attempt}");
     let nonce = attempt["nonce"].as_str().unwrap().to_owned();
     let otp = attempt["otp"].as_str().unwrap().to_owned();
     let mut last = Value::Null;
     for key in &keys[..3] {
-        let (status, body) = node
+        let Reply { status, body } = node
+            .srv()
             .request(
                 "PUT",
                 "sys/generate-root/update",
                 None,
                 Some(json!({"key": key, "nonce": nonce})),
             )
-            .await
-            .unwrap();
+            .await;
         assert_eq!(status, 200, "{body}");
         last = body;
     }
@@ -521,10 +423,10 @@ async fn recovery_keys_generate_root_but_do_not_unseal() {
         .zip(otp.as_bytes())
         .map(|(a, b)| char::from(a ^ b))
         .collect();
-    let (status, body) = node
+    let Reply { status, body } = node
+        .srv()
         .request("GET", "auth/token/lookup-self", Some(&token), None)
-        .await
-        .unwrap();
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["policies"], json!(["root"]), "{body}");
 
@@ -535,16 +437,16 @@ async fn recovery_keys_generate_root_but_do_not_unseal() {
         .send()
         .await
         .expect("DisableKey");
-    let (status, body) = node.request("PUT", "sys/seal", Some(&root), None).await.unwrap();
+    let Reply { status, body } = node.srv().request("PUT", "sys/seal", Some(&root), None).await;
     assert!(status == 204 || status == 200, "seal: {status} {body}");
     for key in &keys[..3] {
-        let (_, body) = node
+        let Reply { body, .. } = node
+            .srv()
             .request("PUT", "sys/unseal", None, Some(json!({ "key": key })))
-            .await
-            .unwrap();
+            .await;
         assert_ne!(body["sealed"], json!(false), "a recovery key unsealed: {body}");
     }
-    assert_eq!(node.seal_status().await["sealed"], json!(true));
+    assert_eq!(seal_status(&node).await["sealed"], json!(true));
 
     // With the key enabled again, KMS (not the recovery keys) unseals it.
     admin
@@ -553,37 +455,36 @@ async fn recovery_keys_generate_root_but_do_not_unseal() {
         .send()
         .await
         .expect("EnableKey");
-    let (status, body) = node
+    let Reply { status, body } = node
+        .srv()
         .request("PUT", "sys/unseal", None, Some(json!({ "key": keys[0] })))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{body}");
-    node.wait_for("active again", Duration::from_secs(30), Health(200))
         .await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(&node, "active again", Duration::from_secs(30), Health(200)).await;
 }
 
 /// (e) Shamir parameters on an awskms node are refused with Vault's message.
 #[tokio::test]
 async fn init_with_secret_shares_is_refused() {
-    let Some(endpoint) = localstack("init_with_secret_shares_is_refused").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
-    let key_id = create_key(&kms_admin(&endpoint)).await;
-    let mut node = Node::new("127.0.55.11", &unique("t51-e"), &key_id, &endpoint);
+    let key_id = create_key(&kms(&endpoint)).await;
+    let mut node = course_node("127.0.55.11", &unique("t51-e"), &key_id, &endpoint);
     node.start().await;
-    let (status, body) = node
+    let Reply { status, body } = node
+        .srv()
         .request(
             "PUT",
             "sys/init",
             None,
             Some(json!({"secret_shares": 5, "secret_threshold": 3})),
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
         body["errors"],
         json!(["parameters secret_shares,secret_threshold not applicable to seal type awskms"])
     );
-    assert_eq!(node.seal_status().await["initialized"], json!(false));
+    assert_eq!(seal_status(&node).await["initialized"], json!(false));
 }

@@ -2,22 +2,22 @@
 //! shares become recovery shares) and awskms → Shamir (`seal "awskms" { disabled = "true" }`,
 //! the recovery shares become unseal shares), each finished by `unseal -migrate`.
 //!
-//! Needs LocalStack's KMS, like `t50_aws_localstack.rs` (SKIP unless required).
+//! Needs LocalStack's KMS, like `t50_aws_localstack.rs` (it fails without it; `LABNODE_SKIP_LOCALSTACK=1` prints SKIP).
 
 mod common;
 
 use serde_json::{json, Value};
 
-use common::localstack::{create_key, kms_admin, localstack, REGION};
-use common::{NodeDir, Server};
+use testkit::localstack::{create_key, kms, REGION};
+use testkit::{Node, Server};
 
 /// The node's config with a seal stanza appended (or none).
-fn configure(dir: &NodeDir, base: &str, seal: Option<String>) {
+fn configure(dir: &Node, base: &str, seal: Option<String>) {
     let text = match seal {
         Some(stanza) => format!("{base}\n{stanza}\n"),
         None => base.to_string(),
     };
-    std::fs::write(&dir.config, text).expect("write config");
+    dir.write_config(&text);
 }
 
 fn awskms(key_id: &str, endpoint: &str, disabled: bool) -> String {
@@ -57,15 +57,15 @@ async fn read_secret(server: &Server, token: &str) -> Value {
 
 #[tokio::test]
 async fn shamir_to_awskms_and_back_keeps_the_data() {
-    let Some(endpoint) = localstack("shamir_to_awskms_and_back_keeps_the_data").await else {
+    let Some(endpoint) = testkit::localstack::endpoint() else {
         return;
     };
-    let key_id = create_key(&kms_admin(&endpoint)).await;
-    let dir = NodeDir::new();
+    let key_id = create_key(&kms(&endpoint)).await;
+    let dir = common::node();
     let base = std::fs::read_to_string(&dir.config).expect("base config");
 
     // A Shamir node (3 shares, threshold 2) with a secret.
-    let server = dir.start().await;
+    let server = dir.spawn().await;
     let (keys, root) = server.init(3, 2).await;
     server.unseal(&keys).await;
     let r = server
@@ -90,7 +90,7 @@ async fn shamir_to_awskms_and_back_keeps_the_data() {
 
     // Shamir → awskms: plain unseal is refused, -migrate with two old shares finishes it.
     configure(&dir, &base, Some(awskms(&key_id, &endpoint, false)));
-    let server = dir.start().await;
+    let server = dir.spawn().await;
     let status = seal_status(&server).await;
     assert_eq!(
         (status["migration"].clone(), status["sealed"].clone()),
@@ -124,7 +124,7 @@ async fn shamir_to_awskms_and_back_keeps_the_data() {
     server.kill();
 
     // A restart now unseals itself through KMS.
-    let server = dir.start().await;
+    let server = dir.spawn().await;
     server.wait_active().await;
     assert_eq!(read_secret(&server, &root).await, json!("kept"));
     server.kill();
@@ -132,7 +132,7 @@ async fn shamir_to_awskms_and_back_keeps_the_data() {
     // awskms → Shamir: the disabled stanza keeps KMS reachable; the recovery shares (the old
     // unseal shares) finish the migration and become the unseal shares again.
     configure(&dir, &base, Some(awskms(&key_id, &endpoint, true)));
-    let server = dir.start().await;
+    let server = dir.spawn().await;
     let status = seal_status(&server).await;
     assert_eq!(
         (status["migration"].clone(), status["sealed"].clone()),
@@ -148,7 +148,7 @@ async fn shamir_to_awskms_and_back_keeps_the_data() {
 
     // Plain Shamir again: sealed at start, the same shares unseal it.
     configure(&dir, &base, None);
-    let server = dir.start().await;
+    let server = dir.spawn().await;
     let status = seal_status(&server).await;
     assert_eq!(
         (status["type"].clone(), status["sealed"].clone()),

@@ -4,11 +4,13 @@ LABNODE_BIN names the labnode binary and LABNODE_BAO the OpenBao CLI (scripts/te
 both). A missing binary is an error, never a silent skip.
 """
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,10 +44,29 @@ def bao_bin():
     return _find("LABNODE_BAO", [REPO / ".venv" / "bin" / "bao", shutil.which("bao")], "bao CLI")
 
 
+# The Rust tests' port policy (crates/testkit/src/ports.rs): ports 10000-19999, each claimed by
+# an flock on a file per port in the same directory, held until this process exits.
+TEST_PORTS = range(10_000, 20_000)
+_held_port_locks = []
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    lock_dir = Path(tempfile.gettempdir()) / "labnode-test-ports"
+    lock_dir.mkdir(exist_ok=True)
+    start = (os.getpid() ^ time.time_ns()) % len(TEST_PORTS)
+    for i in range(len(TEST_PORTS)):
+        port = TEST_PORTS[(start + i) % len(TEST_PORTS)]
+        lock = open(lock_dir / str(port), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            lock.close()
+            continue
+        _held_port_locks.append(lock)
+        return port
+    raise RuntimeError(f"no free port in {TEST_PORTS}")
 
 
 class Node:

@@ -1,40 +1,8 @@
-//! LocalStack for the tests that create EC2 and KMS resources: whether it is up (SKIP when
-//! it is not, unless LABNODE_REQUIRE_LOCALSTACK is set) and a client to check what exists.
+//! LocalStack for the tests that create EC2 and KMS resources: a client to check what
+//! exists (the probe itself is `testkit::localstack::endpoint`).
 
-use std::time::Duration;
-
-use aws_credential_types::Credentials;
-use aws_query::ec2::{DescribeInstances, Filter, Instance};
-use aws_query::iam::{ListInstanceProfiles, ListRoles, Member};
-use aws_query::{QueryClient, Request};
-
-/// The LocalStack endpoint, or `None` (after a SKIP notice) when it is down and not required.
-pub fn localstack(test: &str) -> Option<String> {
-    let endpoint = std::env::var("LABNODE_LOCALSTACK_ENDPOINT")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "http://127.0.0.1:4566".to_owned());
-    let health = reqwest::blocking::Client::new()
-        .get(format!("{endpoint}/_localstack/health"))
-        .timeout(Duration::from_secs(3))
-        .send()
-        .and_then(|r| r.error_for_status());
-    match health {
-        Ok(_) => Some(endpoint),
-        Err(e) => {
-            if std::env::var("LABNODE_REQUIRE_LOCALSTACK").is_ok_and(|v| !v.is_empty() && v != "0") {
-                panic!(
-                    "LABNODE_REQUIRE_LOCALSTACK is set but LocalStack at {endpoint} is not reachable: {e}"
-                );
-            }
-            eprintln!(
-                "SKIP {test}: LocalStack not reachable at {endpoint} ({e}); \
-                 run scripts/localstack.sh start (set LABNODE_REQUIRE_LOCALSTACK=1 to fail instead)"
-            );
-            None
-        }
-    }
-}
+use aws_query::QueryClient;
+use testkit::localstack::{credentials, REGION};
 
 /// Runs EC2 (labnode's signed client) and KMS checks against LocalStack.
 pub struct Aws {
@@ -46,37 +14,33 @@ pub struct Aws {
 
 impl Aws {
     pub fn new(endpoint: &str) -> Aws {
-        let credentials = Credentials::new("test", "test", None, None, "t60");
-        let config = aws_sdk_kms::Config::builder()
-            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
-            .region(aws_sdk_kms::config::Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(credentials.clone())
-            .build();
         Aws {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap(),
-            ec2: QueryClient::ec2(Some(endpoint), "us-east-1", credentials.clone()).unwrap(),
-            iam: QueryClient::iam(Some(endpoint), credentials).unwrap(),
-            kms: aws_sdk_kms::Client::from_conf(config),
+            ec2: QueryClient::ec2(Some(endpoint), REGION, credentials()).unwrap(),
+            iam: QueryClient::iam(Some(endpoint), credentials()).unwrap(),
+            kms: testkit::localstack::kms(endpoint),
         }
     }
 
     /// The state name of an instance.
     pub fn instance_state(&self, id: &str) -> String {
-        let instances = self.send(
-            &self.ec2,
-            &DescribeInstances {
-                instance_ids: vec![id.to_owned()],
-                ..DescribeInstances::default()
-            },
-        );
-        instances
-            .into_iter()
-            .find_map(|i| i.state)
-            .unwrap_or_else(|| panic!("no instance state for {id}"))
+        let xml = self
+            .runtime
+            .block_on(
+                self.ec2
+                    .call(&[("Action", "DescribeInstances"), ("InstanceId.1", id)]),
+            )
+            .unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        doc.descendants()
+            .find(|n| n.tag_name().name() == "instanceState")
+            .and_then(|s| s.children().find(|c| c.tag_name().name() == "name"))
+            .and_then(|n| n.text())
+            .unwrap_or_else(|| panic!("no instance state in {xml}"))
+            .to_owned()
     }
 
     /// EC2's error code for describing a VPC, `None` when it exists.
@@ -112,13 +76,6 @@ impl Aws {
             .unwrap_or_else(|e| panic!("{params:?}: {e}"))
     }
 
-    /// One typed EC2 or IAM request that must succeed; what its answer holds.
-    pub fn send<R: Request>(&self, client: &QueryClient, request: &R) -> R::Output {
-        self.runtime
-            .block_on(client.send(request))
-            .unwrap_or_else(|e| panic!("{}: {e}", R::ACTION))
-    }
-
     /// One EC2 or IAM call's error text, `None` when it succeeds.
     pub fn error(&self, client: &QueryClient, params: &[(&str, &str)]) -> Option<String> {
         self.runtime
@@ -136,30 +93,41 @@ impl Aws {
             .collect()
     }
 
-    /// The names of the IAM list members whose `Path` is exactly `path` (LocalStack ignores
+    /// `field` of the IAM list members whose `Path` is exactly `path` (LocalStack ignores
     /// `PathPrefix` for some lists).
-    pub fn members_at(members: Vec<Member>, path: &str) -> Vec<String> {
-        members
-            .into_iter()
-            .filter(|m| m.path == path)
-            .map(|m| m.name)
+    pub fn members_at(xml: &str, field: &str, path: &str) -> Vec<String> {
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        doc.descendants()
+            .filter(|n| n.tag_name().name() == "member")
+            .filter(|m| {
+                m.children()
+                    .any(|c| c.tag_name().name() == "Path" && c.text() == Some(path))
+            })
+            .filter_map(|m| {
+                m.children()
+                    .find(|c| c.tag_name().name() == field)?
+                    .text()
+                    .map(str::to_owned)
+            })
             .collect()
     }
 
     /// Instances tagged `lab=NAME` that are not terminated.
     pub fn live_instances(&self, lab: &str) -> Vec<String> {
-        let request = DescribeInstances {
-            filters: vec![
-                Filter::new("tag:lab", [lab]),
-                Filter::new(
-                    "instance-state-name",
-                    ["pending", "running", "stopping", "stopped"],
-                ),
+        let xml = self.call(
+            &self.ec2,
+            &[
+                ("Action", "DescribeInstances"),
+                ("Filter.1.Name", "tag:lab"),
+                ("Filter.1.Value.1", lab),
+                ("Filter.2.Name", "instance-state-name"),
+                ("Filter.2.Value.1", "pending"),
+                ("Filter.2.Value.2", "running"),
+                ("Filter.2.Value.3", "stopping"),
+                ("Filter.2.Value.4", "stopped"),
             ],
-            instance_ids: Vec::new(),
-        };
-        let instances: Vec<Instance> = self.send(&self.ec2, &request);
-        instances.into_iter().map(|i| i.instance_id).collect()
+        );
+        Aws::texts(&xml, "instanceId")
     }
 
     /// Everything else `lab=NAME` owns: security groups, key pairs, IAM roles, KMS aliases.
@@ -182,16 +150,16 @@ impl Aws {
             found.extend(labelled(kind, Aws::texts(&xml, field)));
         }
         let path = format!("/lab/{lab}/");
-        let path_prefix = Some(path.clone());
-        let roles = self.send(
+        let roles = self.call(&self.iam, &[("Action", "ListRoles"), ("PathPrefix", &path)]);
+        found.extend(labelled("role", Aws::members_at(&roles, "RoleName", &path)));
+        let profiles = self.call(
             &self.iam,
-            &ListRoles {
-                path_prefix: path_prefix.clone(),
-            },
+            &[("Action", "ListInstanceProfiles"), ("PathPrefix", &path)],
         );
-        found.extend(labelled("role", Aws::members_at(roles, &path)));
-        let profiles = self.send(&self.iam, &ListInstanceProfiles { path_prefix });
-        found.extend(labelled("instance profile", Aws::members_at(profiles, &path)));
+        found.extend(labelled(
+            "instance profile",
+            Aws::members_at(&profiles, "InstanceProfileName", &path),
+        ));
         let aliases = self.runtime.block_on(self.kms.list_aliases().send()).unwrap();
         let prefix = format!("alias/lab-{lab}-");
         found.extend(

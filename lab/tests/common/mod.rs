@@ -1,69 +1,18 @@
-//! Harness for tests that run the real `lab` and `labnode` binaries: a temporary
-//! LAB_HOME, a base port whose ports are free, and a guard that runs `lab down --purge`
-//! even when the test fails.
+//! Harness for tests that run the real `lab` and `labnode` binaries: a temporary LAB_HOME
+//! and a guard that runs `lab down --purge` even when the test fails. Ports, binaries and
+//! CLI checks come from `testkit`.
 
 #![allow(dead_code, reason = "each test file uses a different part of the harness")]
 
 pub mod localstack;
 pub mod sshd;
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The labnode binary: LABNODE_BIN, else next to `lab` in the target directory.
 pub fn labnode() -> PathBuf {
-    let path = std::env::var_os("LABNODE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_BIN_EXE_lab")).with_file_name("labnode"));
-    assert!(
-        path.is_file(),
-        "labnode not found at {}: run `cargo build -p labnode` first (same CARGO_TARGET_DIR) or set LABNODE_BIN",
-        path.display()
-    );
-    path
-}
-
-/// A block of 100 ports reserved for one test. The reservation is an flock on a file per
-/// block, so concurrent test processes (cargo test binaries, nextest's process per test)
-/// never share a block, and a crashed test releases it with its process.
-pub struct PortBlock {
-    /// API port of the first node.
-    pub base: u16,
-    _lock: std::fs::File,
-}
-
-impl PortBlock {
-    /// The first block with a free lock and `nodes` free API and cluster ports.
-    pub fn new(nodes: u16) -> PortBlock {
-        let dir = std::env::temp_dir().join("lab-test-ports");
-        std::fs::create_dir_all(&dir).unwrap();
-        for block in 0..110u16 {
-            let base = 21000 + block * 100;
-            let lock = std::fs::File::create(dir.join(base.to_string())).unwrap();
-            // SAFETY: flock on a descriptor we own; released when the file is closed.
-            let locked = unsafe {
-                libc::flock(
-                    std::os::fd::AsRawFd::as_raw_fd(&lock),
-                    libc::LOCK_EX | libc::LOCK_NB,
-                )
-            } == 0;
-            let free = (0..nodes).all(|i| {
-                [0, 1]
-                    .iter()
-                    .all(|d| TcpListener::bind((Ipv4Addr::LOCALHOST, base + 10 * i + d)).is_ok())
-            });
-            if locked && free {
-                return PortBlock { base, _lock: lock };
-            }
-        }
-        panic!("no free block of ports between 21000 and 32000");
-    }
-
-    /// The base port as a `--base-port` argument.
-    pub fn arg(&self) -> String {
-        self.base.to_string()
-    }
+    testkit::locate::labnode_beside(env!("CARGO_BIN_EXE_lab"))
 }
 
 /// One lab home; dropping it runs `lab down --purge`.
@@ -100,20 +49,12 @@ impl Lab {
 
     /// Runs `lab ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
+        testkit::cli::run(self.command(args))
     }
 
     /// Runs `lab ARGS`, asserting success, and returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "lab {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        testkit::cli::succeeded(&format!("lab {args:?}"), &self.run(args))
     }
 
     /// Pids of processes started for this home (any `-config=` argument under it).

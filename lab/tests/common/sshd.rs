@@ -1,9 +1,9 @@
 //! A real OpenSSH server for tests of the ssh host: a host key and client keys generated
-//! with `ssh-keygen` in a temp dir, a free loopback port, and every sshd process it started
+//! with `ssh-keygen` in a temp dir, a free (locked) loopback port, and every sshd process it started
 //! killed on drop (so a failing test leaves none behind).
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,7 +63,8 @@ impl Sshd {
             child: None,
         };
         for _ in 0..20 {
-            sshd.port = free_port(&sshd.addresses);
+            let addresses: Vec<&str> = sshd.addresses.iter().map(String::as_str).collect();
+            sshd.port = testkit::ports::free_port_on(&addresses);
             if sshd.spawn() {
                 return sshd;
             }
@@ -245,23 +246,6 @@ fn keygen(path: &Path, args: &[&str]) {
         "ssh-keygen {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A port free on every address (checked by binding it).
-fn free_port(addresses: &[String]) -> u16 {
-    loop {
-        let port = TcpListener::bind((addresses[0].as_str(), 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if addresses
-            .iter()
-            .all(|a| TcpListener::bind((a.as_str(), port)).is_ok())
-        {
-            return port;
-        }
-    }
 }
 
 /// The pids whose parent is `parent`.

@@ -1,90 +1,8 @@
-//! LocalStack for the integration tests: the reachability check (SKIP, or fail when
-//! `LABNODE_REQUIRE_LOCALSTACK` is set), KMS keys, and EC2 records on loopback addresses.
+//! LocalStack EC2 records on loopback addresses for the auto_join tests, made with the
+//! server's own signed Query client (the probe and KMS helpers are in `testkit::localstack`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use aws_credential_types::Credentials;
 use aws_query::QueryClient;
-use aws_sdk_kms::config::{BehaviorVersion, Region};
-
-pub const REGION: &str = "us-east-1";
-
-/// Variables that would override the key id or endpoint the configs set.
-pub const OVERRIDES: [&str; 4] = [
-    "AWSKMS_WRAPPER_KEY_ID",
-    "VAULT_AWSKMS_SEAL_KEY_ID",
-    "AWS_KMS_ENDPOINT",
-    "AWS_PROFILE",
-];
-
-/// The LocalStack endpoint, or `None` (after a SKIP notice) when it is down and not required.
-pub async fn localstack(test: &str) -> Option<String> {
-    for var in OVERRIDES {
-        assert!(
-            std::env::var_os(var).is_none(),
-            "unset {var}: it overrides the key id / endpoint these tests configure"
-        );
-    }
-    let endpoint = std::env::var("LABNODE_LOCALSTACK_ENDPOINT")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "http://127.0.0.1:4566".to_owned());
-    let health = reqwest::Client::new()
-        .get(format!("{endpoint}/_localstack/health"))
-        .timeout(Duration::from_secs(3))
-        .send()
-        .await;
-    match health {
-        Ok(response) if response.status().is_success() => Some(endpoint),
-        outcome => {
-            let reason = match outcome {
-                Ok(response) => format!("HTTP {}", response.status()),
-                Err(e) => e.to_string(),
-            };
-            if std::env::var("LABNODE_REQUIRE_LOCALSTACK").is_ok_and(|v| !v.is_empty() && v != "0") {
-                panic!("LABNODE_REQUIRE_LOCALSTACK is set but LocalStack at {endpoint} is not reachable: {reason}");
-            }
-            eprintln!(
-                "SKIP {test}: LocalStack not reachable at {endpoint} ({reason}); \
-                 run scripts/localstack.sh start (set LABNODE_REQUIRE_LOCALSTACK=1 to fail instead)"
-            );
-            None
-        }
-    }
-}
-
-/// A name no other test run uses.
-pub fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// LocalStack accepts any credentials.
-pub fn test_credentials() -> Credentials {
-    Credentials::new("test", "test", None, None, "labnode-tests")
-}
-
-/// A plain SDK client for the setup the seal itself never does (CreateKey, DisableKey).
-pub fn kms_admin(endpoint: &str) -> aws_sdk_kms::Client {
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(test_credentials())
-        .build();
-    aws_sdk_kms::Client::from_conf(config)
-}
-
-/// Creates a fresh symmetric key and returns its id.
-pub async fn create_key(admin: &aws_sdk_kms::Client) -> String {
-    let out = admin
-        .create_key()
-        .description("labnode tests")
-        .send()
-        .await
-        .expect("CreateKey");
-    out.key_metadata().expect("KeyMetadata").key_id().to_owned()
-}
+use testkit::localstack::{credentials, REGION};
 
 /// The text of the first element named `name` in an EC2 XML response.
 pub fn xml_text(xml: &str, name: &str) -> String {
@@ -107,7 +25,7 @@ pub struct Ec2Lab {
 impl Ec2Lab {
     /// VPC 127.0.0.0/16 with the subnet `cidr` (each test its own /24).
     pub async fn new(endpoint: &str, cidr: &str) -> Ec2Lab {
-        let ec2 = QueryClient::ec2(Some(endpoint), REGION, test_credentials()).unwrap();
+        let ec2 = QueryClient::ec2(Some(endpoint), REGION, credentials()).unwrap();
         let vpc = ec2
             .call(&[("Action", "CreateVpc"), ("CidrBlock", "127.0.0.0/16")])
             .await
