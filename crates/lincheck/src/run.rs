@@ -22,6 +22,8 @@ pub const MOUNT: &str = "lincheck";
 const RETAINED_VERSIONS: u64 = 10;
 /// How long a health probe may take when looking for the active node.
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long a client waits after an error before its next operation.
+const ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long to wait for the cluster to have exactly one leader with every node up.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -118,6 +120,10 @@ pub async fn run(lab: &Lab, opts: &RunOptions) -> Result<Report, RunError> {
     let status = settled(lab).await?;
     let leader = leader_of(&status).api_addr.clone();
     kv.mount(&leader).await?;
+    // Fresh keys for every run, so a run on a lab used before starts from empty registers.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let shared = Arc::new(Shared {
         started: Instant::now(),
         stop: AtomicBool::new(false),
@@ -126,7 +132,7 @@ pub async fn run(lab: &Lab, opts: &RunOptions) -> Result<Report, RunError> {
         history: Mutex::new(Vec::new()),
         active: RwLock::new(leader),
         nodes: status.iter().map(|n| n.api_addr.clone()).collect(),
-        keys: (0..opts.keys.max(1)).map(|k| format!("k{k}")).collect(),
+        keys: (0..opts.keys.max(1)).map(|k| format!("{run}-k{k}")).collect(),
     });
     let clients: Vec<_> = (0..opts.clients.max(1))
         .map(|index| {
@@ -216,6 +222,8 @@ async fn client(shared: Arc<Shared>, kv: KvClient, health: KvClient, index: usiz
                 if input != Input::Read {
                     find_active(&shared, &health).await;
                 }
+                // Errors come fast while there is no leader; do not spin on them.
+                tokio::time::sleep(ERROR_BACKOFF).await;
                 if e.not_sent() {
                     Outcome::Fail
                 } else {
