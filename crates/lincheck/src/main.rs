@@ -55,14 +55,17 @@ struct RunArgs {
     #[arg(long, default_value_t = 1500)]
     down_ms: u64,
     /// Milliseconds a paused leader stays frozen.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 3000)]
     pause_ms: u64,
     /// Milliseconds of fault-free load after each cycle.
     #[arg(long, default_value_t = 1000)]
     settle_ms: u64,
-    /// Per-request timeout in milliseconds (an unanswered operation is unknown).
-    #[arg(long, default_value_t = 5000)]
-    timeout_ms: u64,
+    /// Read timeout in milliseconds (an unanswered read is unknown); above --pause-ms.
+    #[arg(long, default_value_t = 6000)]
+    read_timeout_ms: u64,
+    /// Write timeout in milliseconds (an unanswered write is unknown); below --pause-ms.
+    #[arg(long, default_value_t = 1000)]
+    write_timeout_ms: u64,
     /// Upper bound of the random pause between a client's operations, in milliseconds.
     #[arg(long, default_value_t = 5)]
     think_ms: u64,
@@ -132,7 +135,8 @@ fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         down_for: Duration::from_millis(args.down_ms),
         pause_for: Duration::from_millis(args.pause_ms),
         settle: Duration::from_millis(args.settle_ms),
-        request_timeout: Duration::from_millis(args.timeout_ms),
+        read_timeout: Duration::from_millis(args.read_timeout_ms),
+        write_timeout: Duration::from_millis(args.write_timeout_ms),
         think: Duration::from_millis(args.think_ms),
         max_ops: args.max_ops,
         time_limit: Duration::from_secs(args.time_limit_s),

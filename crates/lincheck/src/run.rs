@@ -40,13 +40,17 @@ pub struct RunOptions {
     pub pause_cycles: u32,
     /// How long a killed leader stays down.
     pub down_for: Duration,
-    /// How long a paused leader stays frozen (longer than an election, shorter than
-    /// `request_timeout`, so reads queued on it are answered when it resumes).
+    /// How long a paused leader stays frozen (longer than an election).
     pub pause_for: Duration,
     /// Load without faults before the first and after each cycle.
     pub settle: Duration,
-    /// Per-request timeout; an operation without an answer by then is unknown.
-    pub request_timeout: Duration,
+    /// Read timeout; a read without an answer by then is unknown. Longer than `pause_for`,
+    /// so reads queued on a paused leader are answered when it resumes.
+    pub read_timeout: Duration,
+    /// Write timeout; a write without an answer by then is unknown and the client looks for
+    /// the active node again. Shorter than `pause_for`, so writes move to a new leader while
+    /// the old one is frozen.
+    pub write_timeout: Duration,
     /// Pause between a client's operations.
     pub think: Duration,
     /// Operations at most.
@@ -115,11 +119,12 @@ impl Shared {
 /// Records a history against the lab, then checks it.
 pub async fn run(lab: &Lab, opts: &RunOptions) -> Result<Report, RunError> {
     let token = lab.root_token().await?;
-    let kv = KvClient::new(token.clone(), MOUNT.into(), opts.request_timeout)?;
+    let reader = KvClient::new(token.clone(), MOUNT.into(), opts.read_timeout)?;
+    let writer = KvClient::new(token.clone(), MOUNT.into(), opts.write_timeout)?;
     let health = KvClient::new(token, MOUNT.into(), HEALTH_TIMEOUT)?;
     let status = settled(lab).await?;
     let leader = leader_of(&status).api_addr.clone();
-    kv.mount(&leader).await?;
+    writer.mount(&leader).await?;
     // Fresh keys for every run, so a run on a lab used before starts from empty registers.
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -139,8 +144,11 @@ pub async fn run(lab: &Lab, opts: &RunOptions) -> Result<Report, RunError> {
             let seed = opts.seed.wrapping_mul(1_000_003).wrapping_add(index as u64);
             tokio::spawn(client(
                 shared.clone(),
-                kv.clone(),
-                health.clone(),
+                Clients {
+                    reader: reader.clone(),
+                    writer: writer.clone(),
+                    health: health.clone(),
+                },
                 index,
                 seed,
                 opts.clone(),
@@ -166,7 +174,7 @@ pub async fn run(lab: &Lab, opts: &RunOptions) -> Result<Report, RunError> {
     let history = std::mem::take(&mut *shared.history.lock().unwrap_or_else(|e| e.into_inner()));
 
     let status = settled(lab).await?;
-    let lost = lost_writes(&kv, &leader_of(&status).api_addr, &history).await?;
+    let lost = lost_writes(&reader, &leader_of(&status).api_addr, &history).await?;
     let verdict = checker::check(&history, opts.check_budget);
     Ok(Report {
         history,
@@ -178,8 +186,15 @@ pub async fn run(lab: &Lab, opts: &RunOptions) -> Result<Report, RunError> {
     })
 }
 
+/// The HTTP clients of one client task, one per timeout.
+struct Clients {
+    reader: KvClient,
+    writer: KvClient,
+    health: KvClient,
+}
+
 /// One client: one operation at a time until told to stop or the operation cap is reached.
-async fn client(shared: Arc<Shared>, kv: KvClient, health: KvClient, index: usize, seed: u64, opts: RunOptions) {
+async fn client(shared: Arc<Shared>, kv: Clients, index: usize, seed: u64, opts: RunOptions) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut last_version: HashMap<String, u64> = HashMap::new();
     while !shared.stop.load(Ordering::Relaxed) && shared.issued.fetch_add(1, Ordering::Relaxed) < opts.max_ops {
@@ -203,12 +218,12 @@ async fn client(shared: Arc<Shared>, kv: KvClient, health: KvClient, index: usiz
         };
         let invoke = shared.now_us();
         let result = match input {
-            Input::Read => kv.read(&addr, &key).await,
-            Input::Write { value } => kv.write(&addr, &key, value, None).await,
+            Input::Read => kv.reader.read(&addr, &key).await,
+            Input::Write { value } => kv.writer.write(&addr, &key, value, None).await,
             Input::Cas {
                 expected_version,
                 value,
-            } => kv.write(&addr, &key, value, Some(expected_version)).await,
+            } => kv.writer.write(&addr, &key, value, Some(expected_version)).await,
         };
         let returned = shared.now_us();
         let outcome = match result {
@@ -220,7 +235,7 @@ async fn client(shared: Arc<Shared>, kv: KvClient, health: KvClient, index: usiz
             }
             Err(e) => {
                 if input != Input::Read {
-                    find_active(&shared, &health).await;
+                    find_active(&shared, &kv.health).await;
                 }
                 // Errors come fast while there is no leader; do not spin on them.
                 tokio::time::sleep(ERROR_BACKOFF).await;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::error::RaftError;
 use super::log_store::{self, LogStore};
 use super::network::{self, NetworkFactory};
+use super::read_lease::ReadLease;
 use super::snapshot_file::SnapshotFile;
 use super::state_machine::{self, Membership, StateMachine};
 use super::types::{node_id_for, NodeId, NodeInfo, Raft, Request};
@@ -29,6 +30,8 @@ const WRITE_QUEUE: usize = 4096;
 /// followers must answer with an error, never hang (the write may still commit later
 /// if the partition heals, as with any timed-out request).
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The minimum election timeout at multiplier 1 (the maximum is twice that).
+const ELECTION_TIMEOUT_MIN_MS: u64 = 250;
 /// Timing scale when the config leaves `performance_multiplier` at 0: 50 ms heartbeat,
 /// 250-500 ms election timeout. Chosen for leader failover of about a tenth of OpenBao's:
 /// on a loaded 2-core machine (load average ~10, 3 nodes + wrk) kill -9 of the leader to the
@@ -36,6 +39,8 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// 1 caused no extra elections (term unchanged) through 60 s of c=16/64 load
 /// (`bench/cluster.sh`, docs/benchmarks.md). Raise it for slow disks or WAN links.
 const DEFAULT_PERFORMANCE_MULTIPLIER: u64 = 1;
+/// How long a leader waits for a quorum to confirm its leadership before a read fails.
+const READ_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `bootstrap` waits for the new single-voter cluster to elect this node.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -105,6 +110,8 @@ pub struct RaftStore {
     running: RwLock<Option<Arc<Running>>>,
     /// Set once the cluster removed this node; it then never runs consensus again.
     removed: std::sync::atomic::AtomicBool,
+    /// While valid, the leader's local reads are linearizable.
+    read_lease: ReadLease,
 }
 
 /// Whether `id` leads, as far as clients are concerned: in the Leader state and acknowledged
@@ -140,6 +147,9 @@ impl RaftStore {
         .await
         .map_err(|e| RaftError::Database(format!("open task failed: {e}")))??;
         let path_for_marker = opts.path.clone();
+        let read_lease = ReadLease::new(Duration::from_millis(
+            ELECTION_TIMEOUT_MIN_MS * timing_multiplier(&opts) / 2,
+        ));
         Ok(Arc::new(RaftStore {
             id: node_id_for(&opts.node_id),
             opts,
@@ -149,6 +159,7 @@ impl RaftStore {
             lifecycle: Mutex::new(()),
             running: RwLock::new(None),
             removed: std::sync::atomic::AtomicBool::new(removed_marker(&path_for_marker).exists()),
+            read_lease,
         }))
     }
 
@@ -212,14 +223,11 @@ impl RaftStore {
     }
 
     fn raft_config(&self) -> Result<Config, RaftError> {
-        let multiplier = match self.opts.performance_multiplier {
-            0 => DEFAULT_PERFORMANCE_MULTIPLIER,
-            m => m,
-        };
+        let multiplier = timing_multiplier(&self.opts);
         let config = Config {
             cluster_name: "labnode".into(),
             heartbeat_interval: 50 * multiplier,
-            election_timeout_min: 250 * multiplier,
+            election_timeout_min: ELECTION_TIMEOUT_MIN_MS * multiplier,
             election_timeout_max: 500 * multiplier,
             install_snapshot_timeout: 60_000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.opts.snapshot_threshold.max(1)),
@@ -580,13 +588,55 @@ async fn coalesce(raft: Raft, mut rx: mpsc::Receiver<PendingWrite>) {
     }
 }
 
+/// The configured timing scale, 0 meaning the default.
+fn timing_multiplier(opts: &RaftOptions) -> u64 {
+    match opts.performance_multiplier {
+        0 => DEFAULT_PERFORMANCE_MULTIPLIER,
+        m => m,
+    }
+}
+
+impl RaftStore {
+    /// Makes a read on the leader linearizable: it proceeds inside a read lease, or once a
+    /// quorum confirmed this node still leads (see `read_lease`). Nodes that are not the
+    /// leader read their local state as before: standbys forward client requests, and a
+    /// sealed or stopped node only reads its own configuration.
+    async fn linearizable_read(&self) -> Result<(), RaftError> {
+        let Some(raft) = self.raft() else {
+            return Ok(());
+        };
+        let term = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            if m.state != openraft::ServerState::Leader {
+                return Ok(());
+            }
+            m.current_term
+        };
+        self.read_lease
+            .ensure(term, || async {
+                match tokio::time::timeout(READ_CONFIRM_TIMEOUT, raft.ensure_linearizable()).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(RaftError::LeadershipUnconfirmed(e.to_string())),
+                    Err(_) => Err(RaftError::LeadershipUnconfirmed(format!(
+                        "no quorum answered within {}s",
+                        READ_CONFIRM_TIMEOUT.as_secs()
+                    ))),
+                }
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl Physical for RaftStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.linearizable_read().await?;
         Ok(state_machine::get(&self.db, key)?)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.linearizable_read().await?;
         Ok(state_machine::list(&self.db, prefix)?)
     }
 
