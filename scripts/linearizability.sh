@@ -13,7 +13,8 @@
 #
 # Environment: KILL_CYCLES (20), PAUSE_CYCLES (20), LINCHECK_ARGS (extra `lincheck run`
 # flags, e.g. "--clients 8 --pause-ms 3000"), BASE_PORT (28500), HISTORY (where the JSON
-# history goes; default inside the temporary directory, kept on failure), SKIP_BUILD=1.
+# history goes; default inside the temporary directory, kept on failure), PROFILE (release;
+# debug uses the dev build), SKIP_BUILD=1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -21,10 +22,16 @@ kill_cycles="${KILL_CYCLES:-20}"
 pause_cycles="${PAUSE_CYCLES:-20}"
 base_port="${BASE_PORT:-28500}"
 
+profile="${PROFILE:-release}"
+case "$profile" in
+  release) build_flag=--release ;;
+  debug) build_flag= ;;
+  *) echo "PROFILE must be release or debug, not $profile" >&2; exit 1 ;;
+esac
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  cargo build --release -p labnode -p lab -p lincheck
+  cargo build $build_flag -p labnode -p lab -p lincheck
 fi
-bin="$target/release"
+bin="$target/$profile"
 for b in labnode lab lincheck; do
   [ -x "$bin/$b" ] || { echo "$bin/$b not found: build it (without SKIP_BUILD=1)" >&2; exit 1; }
 done
@@ -47,7 +54,7 @@ trap cleanup EXIT
 
 "$bin/lab" up --topology ha3 --base-port "$base_port" >"$work/up.log" 2>&1 \
   || { cat "$work/up.log" >&2; exit 1; }
-echo "lab up: ha3 on 127.0.0.1:$base_port.. ($LAB_HOME)"
+echo "lab up ($profile build): ha3 on 127.0.0.1:$base_port.. ($LAB_HOME)"
 echo "schedule: $kill_cycles leader kill/restart cycles, then $pause_cycles leader pause/resume cycles"
 started=$(date +%s)
 set +e

@@ -597,10 +597,12 @@ fn timing_multiplier(opts: &RaftOptions) -> u64 {
 }
 
 impl RaftStore {
-    /// Makes a read on the leader linearizable: it proceeds inside a read lease, or once a
-    /// quorum confirmed this node still leads (see `read_lease`). Nodes that are not the
-    /// leader read their local state as before: standbys forward client requests, and a
-    /// sealed or stopped node only reads its own configuration.
+    /// Makes a read on the active node linearizable: it proceeds inside a read lease, or once
+    /// a quorum confirmed this node still leads (see `read_lease`). Other nodes read their
+    /// local state as before: the HTTP layer forwards their client requests to the active
+    /// node, and what they read themselves (seal configuration and keys while unsealing) is
+    /// node-local. That includes a restarted former leader, which is in the Leader state
+    /// before any quorum acknowledged it (`leads` is false) and must still unseal.
     async fn linearizable_read(&self) -> Result<(), RaftError> {
         let Some(raft) = self.raft() else {
             return Ok(());
@@ -608,7 +610,7 @@ impl RaftStore {
         let term = {
             let metrics = raft.metrics();
             let m = metrics.borrow();
-            if m.state != openraft::ServerState::Leader {
+            if !leads(&m, self.id) {
                 return Ok(());
             }
             m.current_term
