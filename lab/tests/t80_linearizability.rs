@@ -26,8 +26,14 @@ fn figure(stdout: &str, label: &str) -> u64 {
         .split_once(label)
         .unwrap_or_else(|| panic!("no {label:?} in:\n{stdout}"))
         .1;
-    let digits: String = rest.trim_start().chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or_else(|_| panic!("no number after {label:?} in:\n{stdout}"))
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {label:?} in:\n{stdout}"))
 }
 
 #[test]
@@ -36,9 +42,13 @@ fn leader_kills_and_pauses_keep_kv_linearizable_without_losing_acknowledged_writ
     let lab = common::Lab::new();
     lab.ok(&["up", "--topology", "ha3", "--base-port", &ports.arg()]);
 
+    // Outside the lab home, which is removed: the history to look at when this fails.
+    let history = std::env::temp_dir().join(format!("t80-history-{}.json", std::process::id()));
     let out = Command::new(lincheck())
         .args(["run", "--lab", env!("CARGO_BIN_EXE_lab"), "--lab-home"])
         .arg(lab.home())
+        .arg("--history")
+        .arg(&history)
         .args(["--kill-cycles", "2", "--pause-cycles", "3", "--clients", "6"])
         .args(["--time-limit-s", "300"])
         .env("LABNODE_BIN", common::labnode())
@@ -48,8 +58,9 @@ fn leader_kills_and_pauses_keep_kv_linearizable_without_losing_acknowledged_writ
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "lincheck run failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
+        "lincheck run failed ({}; history in {}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status,
+        history.display()
     );
     assert!(stdout.contains("verdict: linearizable"), "{stdout}");
     assert!(
@@ -62,4 +73,5 @@ fn leader_kills_and_pauses_keep_kv_linearizable_without_losing_acknowledged_writ
     assert!(figure(&stdout, "(reads ") > 10, "{stdout}");
     lab.ok(&["down"]);
     assert!(lab.node_pids().is_empty());
+    std::fs::remove_file(&history).unwrap();
 }

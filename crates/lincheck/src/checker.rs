@@ -57,7 +57,10 @@ pub fn check(history: &[Operation], budget: u64) -> Verdict {
     for (key, ops) in by_key {
         match check_key(&ops, budget) {
             KeyVerdict::Linearizable => {}
-            KeyVerdict::Violation { longest_prefix, stuck } => {
+            KeyVerdict::Violation {
+                longest_prefix,
+                stuck,
+            } => {
                 return Verdict::NotLinearizable(Violation {
                     key: key.to_owned(),
                     longest_prefix,
@@ -72,7 +75,10 @@ pub fn check(history: &[Operation], budget: u64) -> Verdict {
 
 enum KeyVerdict {
     Linearizable,
-    Violation { longest_prefix: Vec<usize>, stuck: usize },
+    Violation {
+        longest_prefix: Vec<usize>,
+        stuck: usize,
+    },
     OutOfBudget,
 }
 
@@ -233,7 +239,10 @@ fn check_key(ops: &[&Operation], budget: u64) -> KeyVerdict {
         }
         let Some((undone, before)) = chosen.pop() else {
             let (longest_prefix, stuck) = longest;
-            return KeyVerdict::Violation { longest_prefix, stuck };
+            return KeyVerdict::Violation {
+                longest_prefix,
+                stuck,
+            };
         };
         let c = events[undone].op;
         lifted.flip(c);
@@ -247,7 +256,9 @@ fn check_key(ops: &[&Operation], budget: u64) -> KeyVerdict {
 
 /// Removes a call and its return from the list (their own links stay for `unlift`).
 fn lift(events: &mut [Event], call: usize) {
-    let Event { prev, next, partner, .. } = events[call];
+    let Event {
+        prev, next, partner, ..
+    } = events[call];
     events[prev].next = next;
     events[next].prev = prev;
     if partner != 0 {

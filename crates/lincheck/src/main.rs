@@ -98,7 +98,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Run(args) => run_command(args),
         Command::Check { file, budget } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let history: Vec<Operation> =
                 serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
             let verdict = checker::check(&history, budget);

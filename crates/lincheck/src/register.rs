@@ -34,10 +34,20 @@ impl Register {
             (Input::Write { value }, Some(Output::Written { version })) => {
                 (version == self.version + 1).then(|| self.stored(value))
             }
-            (Input::Cas { expected_version, value }, None) => {
-                (expected_version == self.version).then(|| self.stored(value))
-            }
-            (Input::Cas { expected_version, value }, Some(Output::Written { version })) => {
+            (
+                Input::Cas {
+                    expected_version,
+                    value,
+                },
+                None,
+            ) => (expected_version == self.version).then(|| self.stored(value)),
+            (
+                Input::Cas {
+                    expected_version,
+                    value,
+                },
+                Some(Output::Written { version }),
+            ) => {
                 (expected_version == self.version && version == self.version + 1).then(|| self.stored(value))
             }
             (Input::Cas { expected_version, .. }, Some(Output::CasRejected)) => {
@@ -103,6 +113,15 @@ mod tests {
                 value: Some(9)
             })
         );
-        assert_eq!(EMPTY.step(cas(0), Some(Output::Read { version: 0, value: None })), None);
+        assert_eq!(
+            EMPTY.step(
+                cas(0),
+                Some(Output::Read {
+                    version: 0,
+                    value: None
+                })
+            ),
+            None
+        );
     }
 }

@@ -159,7 +159,11 @@ impl fmt::Display for Report {
                 writeln!(f, "verdict: inconclusive (search budget exhausted on key {key})")
             }
             Verdict::NotLinearizable(v) => {
-                writeln!(f, "verdict: NOT linearizable (key {}, operation {})", v.key, v.stuck)?;
+                writeln!(
+                    f,
+                    "verdict: NOT linearizable (key {}, operation {})",
+                    v.key, v.stuck
+                )?;
                 write_violation(f, &self.history, v, &self.faults)
             }
         }
@@ -168,7 +172,12 @@ impl fmt::Display for Report {
 
 /// The stuck operation, the last operations of the longest consistent order, the operations
 /// overlapping the stuck one, and the faults around it.
-fn write_violation(f: &mut fmt::Formatter<'_>, history: &[Operation], v: &Violation, faults: &[Fault]) -> fmt::Result {
+fn write_violation(
+    f: &mut fmt::Formatter<'_>,
+    history: &[Operation],
+    v: &Violation,
+    faults: &[Fault],
+) -> fmt::Result {
     let Some(stuck) = history.get(v.stuck) else {
         return Ok(());
     };
@@ -195,7 +204,10 @@ fn write_violation(f: &mut fmt::Formatter<'_>, history: &[Operation], v: &Violat
     }) {
         writeln!(f, "    {}", describe(op))?;
     }
-    for fault in faults.iter().filter(|x| x.at_us <= end && x.healed_us + 5_000_000 >= stuck.invoke) {
+    for fault in faults
+        .iter()
+        .filter(|x| x.at_us <= end && x.healed_us + 5_000_000 >= stuck.invoke)
+    {
         writeln!(
             f,
             "  fault: {:?} {} {:.3}s..{:.3}s",
@@ -224,7 +236,11 @@ fn describe(op: &Operation) -> String {
                 Output::Written { version } => format!("stored v{version}"),
                 Output::CasRejected => "cas rejected".to_owned(),
             };
-            format!("{:.3}s..{:.3}s {output}", op.invoke as f64 / 1e6, returned as f64 / 1e6)
+            format!(
+                "{:.3}s..{:.3}s {output}",
+                op.invoke as f64 / 1e6,
+                returned as f64 / 1e6
+            )
         }
         Outcome::Fail => format!("{:.3}s.. failed", op.invoke as f64 / 1e6),
         Outcome::Unknown => format!("{:.3}s.. unknown", op.invoke as f64 / 1e6),

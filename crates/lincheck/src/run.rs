@@ -20,6 +20,8 @@ use crate::vault::{KvClient, RequestError};
 pub const MOUNT: &str = "lincheck";
 /// Versions a KV v2 key keeps by default; older ones are deleted on write.
 const RETAINED_VERSIONS: u64 = 10;
+/// Attempts per read-back request.
+const READ_BACK_ATTEMPTS: u32 = 10;
 /// How long a health probe may take when looking for the active node.
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(800);
 /// How long a client waits after an error before its next operation.
@@ -197,7 +199,8 @@ struct Clients {
 async fn client(shared: Arc<Shared>, kv: Clients, index: usize, seed: u64, opts: RunOptions) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut last_version: HashMap<String, u64> = HashMap::new();
-    while !shared.stop.load(Ordering::Relaxed) && shared.issued.fetch_add(1, Ordering::Relaxed) < opts.max_ops {
+    while !shared.stop.load(Ordering::Relaxed) && shared.issued.fetch_add(1, Ordering::Relaxed) < opts.max_ops
+    {
         let key = shared.keys[rng.gen_range(0..shared.keys.len())].clone();
         let roll = rng.gen_range(0..10);
         let input = if roll < 5 {
@@ -276,7 +279,12 @@ async fn find_active(shared: &Shared, health: &KvClient) {
 }
 
 /// The fault schedule: kill cycles, then pause cycles, each on the current leader.
-async fn inject(lab: &Lab, shared: &Shared, opts: &RunOptions, faults: &mut Vec<Fault>) -> Result<(), RunError> {
+async fn inject(
+    lab: &Lab,
+    shared: &Shared,
+    opts: &RunOptions,
+    faults: &mut Vec<Fault>,
+) -> Result<(), RunError> {
     tokio::time::sleep(opts.settle).await;
     for _ in 0..opts.kill_cycles {
         let node = leader_of(&settled(lab).await?).name.clone();
@@ -316,7 +324,11 @@ async fn settled(lab: &Lab) -> Result<Vec<NodeStatus>, RunError> {
     loop {
         let status = lab.status().await?;
         let leaders = status.iter().filter(|n| n.state == "leader").count();
-        if leaders == 1 && status.iter().all(|n| n.state == "leader" || n.state == "follower") {
+        if leaders == 1
+            && status
+                .iter()
+                .all(|n| n.state == "leader" || n.state == "follower")
+        {
             return Ok(status);
         }
         if Instant::now() > deadline {
@@ -347,12 +359,15 @@ async fn lost_writes(kv: &KvClient, addr: &str, history: &[Operation]) -> Result
             Some(value),
         ) = (op.outcome, op.input.written_value())
         {
-            acked.entry(op.key.as_str()).or_default().push((version, value, op.id));
+            acked
+                .entry(op.key.as_str())
+                .or_default()
+                .push((version, value, op.id));
         }
     }
     let mut lost = Vec::new();
     for (key, mut writes) in acked {
-        let current = kv.current_version(addr, key).await?;
+        let current = retried(|| kv.current_version(addr, key)).await?;
         writes.sort_unstable();
         let mut previous_version = None;
         for (version, value, id) in writes {
@@ -361,7 +376,7 @@ async fn lost_writes(kv: &KvClient, addr: &str, history: &[Operation]) -> Result
             } else if version > current {
                 Some(format!("above the current version {current}"))
             } else if version + RETAINED_VERSIONS > current {
-                match kv.read_version(addr, key, version).await? {
+                match retried(|| kv.read_version(addr, key, version)).await? {
                     Some(stored) if stored == value => None,
                     Some(stored) => Some(format!("version holds {stored}")),
                     None => Some("version missing".to_owned()),
@@ -383,4 +398,23 @@ async fn lost_writes(kv: &KvClient, addr: &str, history: &[Operation]) -> Result
     }
     lost.sort_by_key(|l| l.id);
     Ok(lost)
+}
+
+/// A read-back request, retried a few times: right after the last fault the cluster may
+/// still answer an error now and then, which says nothing about what it stored.
+async fn retried<T, F, Fut>(request: F) -> Result<T, RequestError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RequestError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(_) if attempt < READ_BACK_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            result => return result,
+        }
+    }
 }

@@ -109,7 +109,9 @@ impl KvClient {
             .json(&json!({ "type": "kv", "options": { "version": "2" } }));
         match self.send(request, &url).await {
             Ok(_) => Ok(()),
-            Err(RequestError::Status { status: 400, body, .. }) if body.contains("already in use") => Ok(()),
+            Err(RequestError::Status {
+                status: 400, body, ..
+            }) if body.contains("already in use") => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -136,7 +138,12 @@ impl KvClient {
     }
 
     /// The value stored at `version` of `key`, `None` if that version is gone.
-    pub async fn read_version(&self, addr: &str, key: &str, version: u64) -> Result<Option<u64>, RequestError> {
+    pub async fn read_version(
+        &self,
+        addr: &str,
+        key: &str,
+        version: u64,
+    ) -> Result<Option<u64>, RequestError> {
         let url = format!("{addr}/v1/{}/data/{key}?version={version}", self.mount);
         let (status, body) = self.send(self.http.get(&url), &url).await?;
         if status == 404 {
@@ -161,7 +168,13 @@ impl KvClient {
     }
 
     /// Writes `value` to `key`, only at version `cas` when given.
-    pub async fn write(&self, addr: &str, key: &str, value: u64, cas: Option<u64>) -> Result<Output, RequestError> {
+    pub async fn write(
+        &self,
+        addr: &str,
+        key: &str,
+        value: u64,
+        cas: Option<u64>,
+    ) -> Result<Output, RequestError> {
         let url = format!("{addr}/v1/{}/data/{key}", self.mount);
         let mut body = json!({ "data": { FIELD: value.to_string() } });
         if let Some(cas) = cas {
@@ -186,9 +199,10 @@ impl KvClient {
 
 fn is_cas_mismatch(status: u16, body: &Value) -> bool {
     status == 400
-        && body["errors"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|m| m.as_str().is_some_and(|m| m.contains("check-and-set"))))
+        && body["errors"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|m| m.as_str().is_some_and(|m| m.contains("check-and-set")))
+        })
 }
 
 fn classify(url: &str, source: reqwest::Error) -> RequestError {

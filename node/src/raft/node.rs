@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use openraft::error::{ClientWriteError, Fatal, RaftError as OpenRaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, RaftError as OpenRaftError};
 use openraft::{ChangeMembers, Config, SnapshotPolicy};
 use redb::Database;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -41,6 +41,8 @@ const ELECTION_TIMEOUT_MIN_MS: u64 = 250;
 const DEFAULT_PERFORMANCE_MULTIPLIER: u64 = 1;
 /// How long a leader waits for a quorum to confirm its leadership before a read fails.
 const READ_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between leadership confirmations that no quorum answered in time.
+const CONFIRM_RETRY: Duration = Duration::from_millis(20);
 /// How long `bootstrap` waits for the new single-voter cluster to elect this node.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -615,18 +617,29 @@ impl RaftStore {
             }
             m.current_term
         };
-        self.read_lease
-            .ensure(term, || async {
-                match tokio::time::timeout(READ_CONFIRM_TIMEOUT, raft.ensure_linearizable()).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(RaftError::LeadershipUnconfirmed(e.to_string())),
-                    Err(_) => Err(RaftError::LeadershipUnconfirmed(format!(
-                        "no quorum answered within {}s",
-                        READ_CONFIRM_TIMEOUT.as_secs()
-                    ))),
-                }
-            })
-            .await
+        self.read_lease.ensure(term, || confirm_leadership(&raft)).await
+    }
+}
+
+/// Asks a quorum to confirm this node leads, retrying while heartbeats merely went
+/// unanswered (openraft gives each confirmation one heartbeat interval, which a loaded
+/// machine can miss) and failing at once when a newer leader is known.
+async fn confirm_leadership(raft: &Raft) -> Result<(), RaftError> {
+    let deadline = tokio::time::Instant::now() + READ_CONFIRM_TIMEOUT;
+    loop {
+        let error = match tokio::time::timeout_at(deadline, raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => e.to_string(),
+            Ok(Err(e)) => return Err(RaftError::LeadershipUnconfirmed(e.to_string())),
+            Err(_) => "no answer".to_owned(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RaftError::LeadershipUnconfirmed(format!(
+                "no quorum within {}s: {error}",
+                READ_CONFIRM_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(CONFIRM_RETRY).await;
     }
 }
 

@@ -100,7 +100,10 @@ mod tests {
         lease.confirmed(3, t0);
         assert!(lease.covers(3, t0 + LEASE + LEASE / 2));
         lease.confirmed(4, t0);
-        assert!(!lease.covers(3, t0), "a confirmation in a new term replaces the old one");
+        assert!(
+            !lease.covers(3, t0),
+            "a confirmation in a new term replaces the old one"
+        );
     }
 
     #[tokio::test]

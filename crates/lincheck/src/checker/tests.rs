@@ -24,11 +24,21 @@ impl History {
     }
 
     fn write(&mut self, value: u64, span: (u64, u64), version: u64) -> &mut Self {
-        self.push("k", Input::Write { value }, span.0, ok(span.1, Output::Written { version }))
+        self.push(
+            "k",
+            Input::Write { value },
+            span.0,
+            ok(span.1, Output::Written { version }),
+        )
     }
 
     fn read(&mut self, span: (u64, u64), version: u64, value: Option<u64>) -> &mut Self {
-        self.push("k", Input::Read, span.0, ok(span.1, Output::Read { version, value }))
+        self.push(
+            "k",
+            Input::Read,
+            span.0,
+            ok(span.1, Output::Read { version, value }),
+        )
     }
 
     fn unknown_write(&mut self, value: u64, invoke: u64) -> &mut Self {
@@ -70,7 +80,9 @@ fn sequential_writes_and_reads_of_the_latest_value_are_linearizable() {
 #[test]
 fn a_stale_read_after_a_newer_write_returned_is_not_linearizable() {
     let mut h = History::default();
-    h.write(1, (0, 10), 1).write(2, (20, 30), 2).read((40, 50), 1, Some(1));
+    h.write(1, (0, 10), 1)
+        .write(2, (20, 30), 2)
+        .read((40, 50), 1, Some(1));
     assert_eq!(stuck_on(h.verdict()), 2);
 }
 
@@ -87,7 +99,9 @@ fn a_read_overlapping_a_write_may_see_either_value() {
 fn reads_must_not_go_back_in_time_while_a_write_is_in_flight() {
     // The first read sees the new value, a later one the old: no single instant for the write.
     let mut h = History::default();
-    h.write(1, (0, 100), 1).read((10, 20), 1, Some(1)).read((30, 40), 0, None);
+    h.write(1, (0, 100), 1)
+        .read((10, 20), 1, Some(1))
+        .read((30, 40), 0, None);
     assert_eq!(stuck_on(h.verdict()), 2);
 }
 
@@ -101,11 +115,17 @@ fn a_lost_acknowledged_write_is_not_linearizable() {
 #[test]
 fn an_unknown_write_may_appear_later_or_never() {
     let mut appears = History::default();
-    appears.unknown_write(1, 0).read((50, 60), 0, None).read((70, 80), 1, Some(1));
+    appears
+        .unknown_write(1, 0)
+        .read((50, 60), 0, None)
+        .read((70, 80), 1, Some(1));
     assert_eq!(appears.verdict(), Verdict::Linearizable);
 
     let mut never = History::default();
-    never.unknown_write(1, 0).read((50, 60), 0, None).write(2, (70, 80), 1);
+    never
+        .unknown_write(1, 0)
+        .read((50, 60), 0, None)
+        .write(2, (70, 80), 1);
     assert_eq!(never.verdict(), Verdict::Linearizable);
 }
 
@@ -119,7 +139,9 @@ fn an_unknown_write_cannot_take_effect_before_it_was_invoked() {
 #[test]
 fn an_unknown_write_that_appeared_cannot_disappear_again() {
     let mut h = History::default();
-    h.unknown_write(1, 0).read((10, 20), 1, Some(1)).read((30, 40), 0, None);
+    h.unknown_write(1, 0)
+        .read((10, 20), 1, Some(1))
+        .read((30, 40), 0, None);
     assert_eq!(stuck_on(h.verdict()), 2);
 }
 
@@ -137,14 +159,16 @@ fn an_unknown_write_explains_a_version_gap() {
 #[test]
 fn a_failed_write_must_never_be_seen() {
     let mut h = History::default();
-    h.push("k", Input::Write { value: 1 }, 0, Outcome::Fail).read((10, 20), 1, Some(1));
+    h.push("k", Input::Write { value: 1 }, 0, Outcome::Fail)
+        .read((10, 20), 1, Some(1));
     assert_eq!(stuck_on(h.verdict()), 1);
 }
 
 #[test]
 fn unknown_reads_constrain_nothing() {
     let mut h = History::default();
-    h.write(1, (0, 10), 1).push("k", Input::Read, 20, Outcome::Unknown);
+    h.write(1, (0, 10), 1)
+        .push("k", Input::Read, 20, Outcome::Unknown);
     assert_eq!(h.verdict(), Verdict::Linearizable);
 }
 
@@ -159,7 +183,9 @@ fn concurrent_writes_may_take_effect_in_either_order() {
     }
     // Both orders are possible, but the versions fix one: reading the other is stale.
     let mut h = History::default();
-    h.write(1, (0, 100), 1).write(2, (10, 90), 2).read((200, 210), 2, Some(1));
+    h.write(1, (0, 100), 1)
+        .write(2, (10, 90), 2)
+        .read((200, 210), 2, Some(1));
     assert_eq!(stuck_on(h.verdict()), 2);
 }
 
@@ -199,11 +225,33 @@ fn check_and_set_succeeds_only_once_per_version() {
 fn keys_are_checked_independently() {
     let mut h = History::default();
     h.write(1, (0, 10), 1)
-        .push("other", Input::Read, 20, ok(30, Output::Read { version: 0, value: None }))
+        .push(
+            "other",
+            Input::Read,
+            20,
+            ok(
+                30,
+                Output::Read {
+                    version: 0,
+                    value: None,
+                },
+            ),
+        )
         .read((40, 50), 1, Some(1));
     assert_eq!(h.verdict(), Verdict::Linearizable);
 
-    h.push("other", Input::Read, 60, ok(70, Output::Read { version: 1, value: Some(1) }));
+    h.push(
+        "other",
+        Input::Read,
+        60,
+        ok(
+            70,
+            Output::Read {
+                version: 1,
+                value: Some(1),
+            },
+        ),
+    );
     match h.verdict() {
         Verdict::NotLinearizable(v) => assert_eq!((v.key.as_str(), v.stuck), ("other", 3)),
         other => panic!("{other:?}"),
@@ -228,7 +276,9 @@ fn many_overlapping_unknown_writes_stay_within_the_budget() {
     for v in 1..=20 {
         h.unknown_write(v, v);
     }
-    h.read((100, 110), 3, Some(7)).write(100, (120, 130), 4).read((140, 150), 4, Some(100));
+    h.read((100, 110), 3, Some(7))
+        .write(100, (120, 130), 4)
+        .read((140, 150), 4, Some(100));
     assert_eq!(check(&h.0, 200_000), Verdict::Linearizable);
     h.read((160, 170), 4, Some(7));
     assert!(matches!(check(&h.0, 2_000_000), Verdict::NotLinearizable(_)));
@@ -237,7 +287,9 @@ fn many_overlapping_unknown_writes_stay_within_the_budget() {
 #[test]
 fn only_an_unknown_write_invoked_in_time_can_fill_a_version_gap() {
     let mut late = History::default();
-    late.write(1, (0, 10), 1).write(3, (30, 40), 3).unknown_write(2, 50);
+    late.write(1, (0, 10), 1)
+        .write(3, (30, 40), 3)
+        .unknown_write(2, 50);
     assert!(matches!(late.verdict(), Verdict::NotLinearizable(_)));
 
     // The same gap with an earlier unknown write as well: that one fills it.
