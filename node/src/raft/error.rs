@@ -27,6 +27,10 @@ pub enum RaftError {
     /// The operation must run on the leader; the leader's name is given when known.
     #[error("this node is not the raft leader (leader: {})", .0.as_deref().unwrap_or("unknown"))]
     NotLeader(Option<String>),
+    /// This node is in the Leader state but a quorum did not confirm it still leads, so it
+    /// must not answer reads from its own, possibly stale, state.
+    #[error("this node could not confirm it still leads the raft cluster: {0}")]
+    LeadershipUnconfirmed(String),
     /// The named peer is not part of the membership.
     #[error("unknown raft peer {0:?}")]
     UnknownPeer(String),
@@ -76,7 +80,9 @@ redb_errors!(
 impl From<RaftError> for StorageError {
     fn from(e: RaftError) -> Self {
         match e {
-            RaftError::NotLeader(_) | RaftError::NotRunning => StorageError::NotWritable(e.to_string()),
+            RaftError::NotLeader(_) | RaftError::NotRunning | RaftError::LeadershipUnconfirmed(_) => {
+                StorageError::NotWritable(e.to_string())
+            }
             other => StorageError::Backend(other.to_string()),
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! One redb file per node holds the Raft log, vote, commit index and the replicated
 //! key/value data; the current snapshot is a file beside it. [`RaftStore`] implements [`crate::storage::Physical`]: reads come from the
-//! local state machine, writes go through consensus. Peers talk over the cluster port using
+//! local state machine (on the leader only inside a quorum-confirmed read lease), writes go
+//! through consensus. Peers talk over the cluster port using
 //! [`RaftStore::cluster_router`].
 
 mod db;
@@ -10,6 +11,7 @@ mod error;
 mod log_store;
 mod network;
 mod node;
+mod read_lease;
 mod snapshot_file;
 mod state_machine;
 mod types;

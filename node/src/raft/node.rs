@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use openraft::error::{ClientWriteError, Fatal, RaftError as OpenRaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, RaftError as OpenRaftError};
 use openraft::{ChangeMembers, Config, SnapshotPolicy};
 use redb::Database;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::error::RaftError;
 use super::log_store::{self, LogStore};
 use super::network::{self, NetworkFactory};
+use super::read_lease::ReadLease;
 use super::snapshot_file::SnapshotFile;
 use super::state_machine::{self, Membership, StateMachine};
 use super::types::{node_id_for, NodeId, NodeInfo, Raft, Request};
@@ -29,6 +30,8 @@ const WRITE_QUEUE: usize = 4096;
 /// followers must answer with an error, never hang (the write may still commit later
 /// if the partition heals, as with any timed-out request).
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The minimum election timeout at multiplier 1 (the maximum is twice that).
+const ELECTION_TIMEOUT_MIN_MS: u64 = 250;
 /// Timing scale when the config leaves `performance_multiplier` at 0: 50 ms heartbeat,
 /// 250-500 ms election timeout. Chosen for leader failover of about a tenth of OpenBao's:
 /// on a loaded 2-core machine (load average ~10, 3 nodes + wrk) kill -9 of the leader to the
@@ -36,6 +39,10 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// 1 caused no extra elections (term unchanged) through 60 s of c=16/64 load
 /// (`bench/cluster.sh`, docs/benchmarks.md). Raise it for slow disks or WAN links.
 const DEFAULT_PERFORMANCE_MULTIPLIER: u64 = 1;
+/// How long a leader waits for a quorum to confirm its leadership before a read fails.
+const READ_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between leadership confirmations that no quorum answered in time.
+const CONFIRM_RETRY: Duration = Duration::from_millis(20);
 /// How long `bootstrap` waits for the new single-voter cluster to elect this node.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -105,6 +112,8 @@ pub struct RaftStore {
     running: RwLock<Option<Arc<Running>>>,
     /// Set once the cluster removed this node; it then never runs consensus again.
     removed: std::sync::atomic::AtomicBool,
+    /// While valid, the leader's local reads are linearizable.
+    read_lease: ReadLease,
 }
 
 /// Whether `id` leads, as far as clients are concerned: in the Leader state and acknowledged
@@ -140,6 +149,9 @@ impl RaftStore {
         .await
         .map_err(|e| RaftError::Database(format!("open task failed: {e}")))??;
         let path_for_marker = opts.path.clone();
+        let read_lease = ReadLease::new(Duration::from_millis(
+            ELECTION_TIMEOUT_MIN_MS * timing_multiplier(&opts) / 2,
+        ));
         Ok(Arc::new(RaftStore {
             id: node_id_for(&opts.node_id),
             opts,
@@ -149,6 +161,7 @@ impl RaftStore {
             lifecycle: Mutex::new(()),
             running: RwLock::new(None),
             removed: std::sync::atomic::AtomicBool::new(removed_marker(&path_for_marker).exists()),
+            read_lease,
         }))
     }
 
@@ -212,14 +225,11 @@ impl RaftStore {
     }
 
     fn raft_config(&self) -> Result<Config, RaftError> {
-        let multiplier = match self.opts.performance_multiplier {
-            0 => DEFAULT_PERFORMANCE_MULTIPLIER,
-            m => m,
-        };
+        let multiplier = timing_multiplier(&self.opts);
         let config = Config {
             cluster_name: "labnode".into(),
             heartbeat_interval: 50 * multiplier,
-            election_timeout_min: 250 * multiplier,
+            election_timeout_min: ELECTION_TIMEOUT_MIN_MS * multiplier,
             election_timeout_max: 500 * multiplier,
             install_snapshot_timeout: 60_000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.opts.snapshot_threshold.max(1)),
@@ -580,13 +590,68 @@ async fn coalesce(raft: Raft, mut rx: mpsc::Receiver<PendingWrite>) {
     }
 }
 
+/// The configured timing scale, 0 meaning the default.
+fn timing_multiplier(opts: &RaftOptions) -> u64 {
+    match opts.performance_multiplier {
+        0 => DEFAULT_PERFORMANCE_MULTIPLIER,
+        m => m,
+    }
+}
+
+impl RaftStore {
+    /// Makes a read on the active node linearizable: it proceeds inside a read lease, or once
+    /// a quorum confirmed this node still leads (see `read_lease`). Other nodes read their
+    /// local state as before: the HTTP layer forwards their client requests to the active
+    /// node, and what they read themselves (seal configuration and keys while unsealing) is
+    /// node-local. That includes a restarted former leader, which is in the Leader state
+    /// before any quorum acknowledged it (`leads` is false) and must still unseal.
+    async fn linearizable_read(&self) -> Result<(), RaftError> {
+        let Some(raft) = self.raft() else {
+            return Ok(());
+        };
+        let term = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            if !leads(&m, self.id) {
+                return Ok(());
+            }
+            m.current_term
+        };
+        self.read_lease.ensure(term, || confirm_leadership(&raft)).await
+    }
+}
+
+/// Asks a quorum to confirm this node leads, retrying while heartbeats merely went
+/// unanswered (openraft gives each confirmation one heartbeat interval, which a loaded
+/// machine can miss) and failing at once when a newer leader is known.
+async fn confirm_leadership(raft: &Raft) -> Result<(), RaftError> {
+    let deadline = tokio::time::Instant::now() + READ_CONFIRM_TIMEOUT;
+    loop {
+        let error = match tokio::time::timeout_at(deadline, raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => e.to_string(),
+            Ok(Err(e)) => return Err(RaftError::LeadershipUnconfirmed(e.to_string())),
+            Err(_) => "no answer".to_owned(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RaftError::LeadershipUnconfirmed(format!(
+                "no quorum within {}s: {error}",
+                READ_CONFIRM_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(CONFIRM_RETRY).await;
+    }
+}
+
 #[async_trait]
 impl Physical for RaftStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.linearizable_read().await?;
         Ok(state_machine::get(&self.db, key)?)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.linearizable_read().await?;
         Ok(state_machine::list(&self.db, prefix)?)
     }
 
