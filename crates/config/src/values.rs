@@ -6,49 +6,21 @@
 
 use std::time::Duration;
 
-/// Parses integer seconds ("90") or a Go duration ("90s", "1h30m", "250ms"); Vault's
-/// `parseutil.ParseDurationSecond` also accepts a `d` (day) unit.
+/// Parses integer seconds ("90") or a Go duration ("90s", "1h30m", "250ms", and Vault's
+/// whole days "2d") with `labnode-duration`, the one parser the CLI and the API use too.
+/// An empty value is refused here: the parser reads it as zero, a config file never means that.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let expected = || {
         format!(
             "expected a duration (seconds or a Go duration such as \"90s\" or \"1h30m\"), found \"{text}\""
         )
     };
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
+    if text.is_empty() {
         return Err(expected());
     }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(number_len);
-        let value: f64 = number.parse().map_err(|_| expected())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return Err(expected()),
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| expected())
+    labnode_duration::parse(text).map_err(|_| expected())
 }
 
-/// Parses a Go-style boolean as Vault's config loader does for strings.
 pub(crate) fn parse_bool_str(text: &str) -> Option<bool> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "1" => Some(true),
@@ -247,6 +219,10 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(
+            parse_duration("99999999999999999999h").is_err(),
+            "overflow is refused, not a panic"
+        );
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
         for bad in ["", "s", "10x", "-5s", "1h 30m", "ten"] {

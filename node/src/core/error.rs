@@ -8,11 +8,11 @@ use super::acl::PolicyStoreError;
 use super::ha::MembershipError;
 use super::join::JoinError;
 use super::mounts::MountError;
+use super::seal_error::{GenerateRootError, SealStateError};
 use super::snapshot::SnapshotError;
 use super::ClusterStateError;
 use crate::barrier::BarrierError;
 use crate::raft::RaftError;
-use super::seal_error::{GenerateRootError, SealStateError};
 use crate::replication::ReplicationError;
 use crate::storage::StorageError;
 
