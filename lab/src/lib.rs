@@ -9,6 +9,10 @@
 //! [`topology`] (lab shapes), [`state`] (`.lab/`), [`api`] (the Vault HTTP endpoints).
 //! Drills: [`runbook`] (format and step engine), [`canary`] (the writer measuring RTO and
 //! RPO), [`report`] (journal, summary, Markdown and HTML).
+//!
+//! It must never import the server crate (`labnode`): it runs nodes as processes and talks to
+//! them over the Vault API, sharing only `labnode-config` (to check rendered HCL) and
+//! `aws-query` (EC2/IAM calls) with the server.
 
 pub mod api;
 pub mod bringup;

@@ -5,6 +5,10 @@
 //! [`barrier`] (encryption of every entry), [`seal`] (Shamir), [`storage`] (the
 //! physical trait) and [`raft`] (Integrated Storage), with the `labnode-config` crate feeding them
 //! and [`server`] wiring them into a running node.
+//!
+//! It must never import `lab` or `testkit`: labs drive a node through its CLI and HTTP API,
+//! and what lab shares with the server lives in the leaf crates (`labnode-config`,
+//! `aws-query`, `labnode-duration`).
 
 pub mod backends;
 pub mod barrier;
