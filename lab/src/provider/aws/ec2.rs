@@ -96,10 +96,7 @@ impl AwsProvider {
         what: &str,
         params: &[(&str, &str)],
     ) -> Result<(), ProviderError> {
-        match real_error(clients.ec2.call(params).await) {
-            None => Ok(()),
-            Some(e) => Err(self.cloud_error(what, e)),
-        }
+        self.gone_is_done(what, clients.ec2.call(params).await)
     }
 
     /// An IAM delete call; an entity that is already gone is not an error.
@@ -109,7 +106,12 @@ impl AwsProvider {
         what: &str,
         params: &[(&str, &str)],
     ) -> Result<(), ProviderError> {
-        match real_error(clients.iam.call(params).await) {
+        self.gone_is_done(what, clients.iam.call(params).await)
+    }
+
+    /// A delete's answer: done, also when the resource was already gone.
+    fn gone_is_done(&self, what: &str, answer: Result<String, QueryError>) -> Result<(), ProviderError> {
+        match real_error(answer) {
             None => Ok(()),
             Some(e) => Err(self.cloud_error(what, e)),
         }
