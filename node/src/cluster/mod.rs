@@ -68,7 +68,7 @@ impl ClusterTransport {
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build()
-                .map_err(|e| TlsError::Config(e.to_string()))?,
+                .map_err(TlsError::from)?,
         };
         *self.material.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(material));
         Ok(())

@@ -14,16 +14,30 @@ use serde::{Deserialize, Serialize};
 /// since one certificate serves every node of the cluster.
 pub const CLUSTER_SERVER_NAME: &str = "labnode-cluster";
 
-/// Why TLS material could not be made or loaded.
+/// Why TLS material could not be made or loaded; each variant keeps its cause as `source()`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
     #[error("generating cluster certificates: {0}")]
-    Generate(String),
-    #[error("{path}: {message}")]
-    File { path: String, message: String },
+    Generate(#[from] rcgen::Error),
+    /// A file named in the configuration could not be read.
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// The contents of a file named in the configuration are not usable.
+    #[error("{path}: {source}")]
+    InFile { path: String, source: Box<TlsError> },
+    #[error("TLS configuration: {what}: {source}")]
+    Pem { what: String, source: std::io::Error },
+    #[error("TLS configuration: {what}: no PEM {kind} found")]
+    NoPem { what: String, kind: &'static str },
+    #[error("TLS configuration: {what}: {source}")]
+    Certificate { what: String, source: rustls::Error },
     #[error("TLS configuration: {0}")]
-    Config(String),
+    Rustls(#[from] rustls::Error),
+    #[error("TLS configuration: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("TLS configuration: {0}")]
+    HttpClient(#[from] reqwest::Error),
 }
 
 /// The cluster CA and the member certificate shared by all nodes (PEM).
@@ -49,25 +63,38 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 fn certs(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Config(format!("{what}: {e}")))?;
+        .map_err(|source| TlsError::Pem {
+            what: what.to_owned(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Config(format!("{what}: no PEM certificate found")));
+        return Err(TlsError::NoPem {
+            what: what.to_owned(),
+            kind: "certificate",
+        });
     }
     Ok(certs)
 }
 
 fn key(pem: &str, what: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     rustls_pemfile::private_key(&mut pem.as_bytes())
-        .map_err(|e| TlsError::Config(format!("{what}: {e}")))?
-        .ok_or_else(|| TlsError::Config(format!("{what}: no PEM private key found")))
+        .map_err(|source| TlsError::Pem {
+            what: what.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| TlsError::NoPem {
+            what: what.to_owned(),
+            kind: "private key",
+        })
 }
 
 fn roots(pem: &str) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in certs(pem, "cluster CA")? {
-        roots
-            .add(cert)
-            .map_err(|e| TlsError::Config(format!("cluster CA: {e}")))?;
+        roots.add(cert).map_err(|source| TlsError::Certificate {
+            what: "cluster CA".to_owned(),
+            source,
+        })?;
     }
     Ok(roots)
 }
@@ -93,23 +120,24 @@ impl ClusterTls {
         let mut client_roots = roots(&self.ca_pem)?;
         if let Some(extra) = extra_client_ca {
             for cert in certs(extra, "replication CA")? {
-                client_roots
-                    .add(cert)
-                    .map_err(|e| TlsError::Config(format!("replication CA: {e}")))?;
+                client_roots.add(cert).map_err(|source| TlsError::Certificate {
+                    what: "replication CA".to_owned(),
+                    source,
+                })?;
             }
         }
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots), provider())
             .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(TlsError::from)?;
         let config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
+            .map_err(TlsError::from)?
             .with_client_cert_verifier(verifier)
             .with_single_cert(
                 certs(&self.cert_pem, "cluster certificate")?,
                 key(&self.key_pem, "cluster key")?,
             )
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(TlsError::from)?;
         Ok(Arc::new(config))
     }
 
@@ -120,17 +148,17 @@ impl ClusterTls {
             provider(),
         )
         .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(TlsError::from)?;
         ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
+            .map_err(TlsError::from)?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(ClusterNameVerifier { inner }))
             .with_client_auth_cert(
                 certs(&self.cert_pem, "cluster certificate")?,
                 key(&self.key_pem, "cluster key")?,
             )
-            .map_err(|e| TlsError::Config(e.to_string()))
+            .map_err(TlsError::from)
     }
 }
 
@@ -151,12 +179,8 @@ impl std::fmt::Debug for IssuingCa {
     }
 }
 
-fn gen_err(e: rcgen::Error) -> TlsError {
-    TlsError::Generate(e.to_string())
-}
-
 fn ca_params(common_name: &str) -> Result<rcgen::CertificateParams, TlsError> {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, common_name);
@@ -173,8 +197,8 @@ fn ca_params(common_name: &str) -> Result<rcgen::CertificateParams, TlsError> {
 impl IssuingCa {
     /// A new self-signed CA named `common_name`.
     pub fn generate(common_name: &str) -> Result<Self, TlsError> {
-        let key = rcgen::KeyPair::generate().map_err(gen_err)?;
-        let cert = ca_params(common_name)?.self_signed(&key).map_err(gen_err)?;
+        let key = rcgen::KeyPair::generate()?;
+        let cert = ca_params(common_name)?.self_signed(&key)?;
         Ok(Self {
             common_name: common_name.into(),
             ca_pem: cert.pem(),
@@ -184,13 +208,11 @@ impl IssuingCa {
 
     /// Issues a certificate usable as both TLS server and client; returns (cert, key) PEM.
     pub fn issue(&self, subject: &str, dns_names: Vec<String>) -> Result<(String, String), TlsError> {
-        let ca_key = rcgen::KeyPair::from_pem(&self.key_pem).map_err(gen_err)?;
+        let ca_key = rcgen::KeyPair::from_pem(&self.key_pem)?;
         // Same name and key as the stored CA certificate, so what it signs chains to it.
-        let ca = ca_params(&self.common_name)?
-            .self_signed(&ca_key)
-            .map_err(gen_err)?;
-        let key = rcgen::KeyPair::generate().map_err(gen_err)?;
-        let mut params = rcgen::CertificateParams::new(dns_names).map_err(gen_err)?;
+        let ca = ca_params(&self.common_name)?.self_signed(&ca_key)?;
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(dns_names)?;
         params.distinguished_name.push(rcgen::DnType::CommonName, subject);
         params.extended_key_usages = vec![
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
@@ -198,7 +220,7 @@ impl IssuingCa {
         ];
         params.not_before = rcgen::date_time_ymd(2020, 1, 1);
         params.not_after = rcgen::date_time_ymd(2126, 1, 1);
-        let cert = params.signed_by(&key, &ca, &ca_key).map_err(gen_err)?;
+        let cert = params.signed_by(&key, &ca, &ca_key)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
 }
@@ -291,9 +313,9 @@ impl ServerCertVerifier for ClusterNameVerifier {
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
-    std::fs::read_to_string(path).map_err(|e| TlsError::File {
+    std::fs::read_to_string(path).map_err(|source| TlsError::Read {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -305,9 +327,9 @@ pub fn load_listener_tls(
     require_client_cert: bool,
     min_version: &str,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let file_err = |path: &Path, e: TlsError| TlsError::File {
+    let file_err = |path: &Path, e: TlsError| TlsError::InFile {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: Box::new(e),
     };
     let chain = certs(&read(cert_file)?, "tls_cert_file").map_err(|e| file_err(cert_file, e))?;
     let private_key = key(&read(key_file)?, "tls_key_file").map_err(|e| file_err(key_file, e))?;
@@ -317,14 +339,14 @@ pub fn load_listener_tls(
     };
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(TlsError::from)?;
     let builder = match client_ca_file {
         Some(ca_file) => {
             let mut store = RootCertStore::empty();
             for cert in certs(&read(ca_file)?, "tls_client_ca_file").map_err(|e| file_err(ca_file, e))? {
                 store
                     .add(cert)
-                    .map_err(|e| file_err(ca_file, TlsError::Config(e.to_string())))?;
+                    .map_err(|e| file_err(ca_file, TlsError::Rustls(e)))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider());
             let verifier = if require_client_cert {
@@ -332,13 +354,13 @@ pub fn load_listener_tls(
             } else {
                 verifier.allow_unauthenticated()
             };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::Config(e.to_string()))?)
+            builder.with_client_cert_verifier(verifier.build()?)
         }
         None => builder.with_no_client_auth(),
     };
     let mut config = builder
         .with_single_cert(chain, private_key)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(TlsError::from)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -87,5 +87,8 @@ where
 {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| RaftError::Database(format!("storage task failed: {e}")))?
+        .map_err(|source| RaftError::Task {
+            what: "storage",
+            source,
+        })?
 }

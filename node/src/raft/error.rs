@@ -11,7 +11,13 @@ pub enum RaftError {
     Io(#[from] std::io::Error),
     /// redb failed to open, read or commit.
     #[error("raft database: {0}")]
-    Database(String),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A blocking storage task (open, read, write) died before it answered.
+    #[error("raft database: {what} task failed: {source}")]
+    Task {
+        what: &'static str,
+        source: tokio::task::JoinError,
+    },
     /// A stored or received record could not be encoded or decoded.
     #[error("raft encoding: {0}")]
     Codec(#[from] postcard::Error),
@@ -42,7 +48,13 @@ pub enum RaftError {
     MembershipBusy(String),
     /// openraft rejected or failed the request.
     #[error("raft: {0}")]
-    Consensus(String),
+    Consensus(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// openraft failed while shutting down.
+    #[error("raft: shutdown: {0}")]
+    Shutdown(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Consensus cannot start before the cluster TLS material is installed.
+    #[error("raft: no cluster TLS credentials are installed; cannot reach peers")]
+    NoClusterCredentials,
 }
 
 impl RaftError {
@@ -54,7 +66,14 @@ impl RaftError {
 
 impl From<redb::Error> for RaftError {
     fn from(e: redb::Error) -> Self {
-        RaftError::Database(e.to_string())
+        RaftError::Database(Box::new(e))
+    }
+}
+
+impl RaftError {
+    /// An openraft failure, kept whole as the source.
+    pub(crate) fn consensus(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        RaftError::Consensus(Box::new(e))
     }
 }
 
@@ -62,7 +81,7 @@ macro_rules! redb_errors {
     ($($t:ty),*) => {$(
         impl From<$t> for RaftError {
             fn from(e: $t) -> Self {
-                RaftError::Database(e.to_string())
+                RaftError::Database(Box::new(e))
             }
         }
     )*};

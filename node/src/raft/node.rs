@@ -147,7 +147,7 @@ impl RaftStore {
             Ok::<_, RaftError>((db, Arc::new(snapshots), committed))
         })
         .await
-        .map_err(|e| RaftError::Database(format!("open task failed: {e}")))??;
+        .map_err(|source| RaftError::Task { what: "open", source })??;
         let path_for_marker = opts.path.clone();
         let read_lease = ReadLease::new(Duration::from_millis(
             ELECTION_TIMEOUT_MIN_MS * timing_multiplier(&opts) / 2,
@@ -214,13 +214,11 @@ impl RaftStore {
         self.start().await?;
         let raft = self.raft().ok_or(RaftError::NotRunning)?;
         let members = BTreeMap::from([(self.id, self.node_info())]);
-        raft.initialize(members)
-            .await
-            .map_err(|e| RaftError::Consensus(e.to_string()))?;
+        raft.initialize(members).await.map_err(RaftError::consensus)?;
         raft.wait(Some(BOOTSTRAP_TIMEOUT))
             .current_leader(self.id, "bootstrap")
             .await
-            .map_err(|e| RaftError::Consensus(e.to_string()))?;
+            .map_err(RaftError::consensus)?;
         Ok(())
     }
 
@@ -251,9 +249,11 @@ impl RaftStore {
         if self.is_removed() {
             return Err(RaftError::Removed);
         }
-        let client = self.opts.transport.client().ok_or_else(|| {
-            RaftError::Consensus("no cluster TLS credentials are installed; cannot reach peers".into())
-        })?;
+        let client = self
+            .opts
+            .transport
+            .client()
+            .ok_or_else(|| RaftError::NoClusterCredentials)?;
         let raft = Raft::new(
             self.id,
             Arc::new(self.raft_config()?),
@@ -262,7 +262,7 @@ impl RaftStore {
             StateMachine::new(self.db.clone(), self.snapshots.clone()),
         )
         .await
-        .map_err(|e| RaftError::Consensus(e.to_string()))?;
+        .map_err(RaftError::consensus)?;
         let (writes, rx) = mpsc::channel(WRITE_QUEUE);
         let coalescer = tokio::spawn(coalesce(raft.clone(), rx));
         *self.running.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Running {
@@ -285,7 +285,7 @@ impl RaftStore {
             .raft
             .shutdown()
             .await
-            .map_err(|e| RaftError::Consensus(format!("shutdown: {e}")))
+            .map_err(|e| RaftError::Shutdown(Box::new(e)))
     }
 
     fn running_handle(&self) -> Option<Arc<Running>> {
@@ -504,10 +504,7 @@ impl RaftStore {
     /// Builds a snapshot now (and lets openraft compact the log behind it).
     pub async fn trigger_snapshot(&self) -> Result<(), RaftError> {
         let raft = self.raft().ok_or(RaftError::NotRunning)?;
-        raft.trigger()
-            .snapshot()
-            .await
-            .map_err(|e| RaftError::Consensus(e.to_string()))
+        raft.trigger().snapshot().await.map_err(RaftError::consensus)
     }
 }
 
@@ -550,7 +547,7 @@ fn membership_error(e: OpenRaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>
         OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(
             openraft::error::ChangeMembershipError::InProgress(busy),
         )) => RaftError::MembershipBusy(busy.to_string()),
-        other => RaftError::Consensus(other.to_string()),
+        other => RaftError::consensus(other),
     }
 }
 

@@ -200,7 +200,7 @@ pub(crate) fn replay_sole_voter(db: &Arc<Database>, me: NodeId) -> Result<(), Ra
 /// Streams the postcard encoding of a [`SnapshotBody`] from `table` without collecting it:
 /// the pair count, then each pair (byte-identical to `encode(&body)`).
 fn write_body(table: &ReadOnlyTable<&str, &[u8]>, out: &mut dyn Write) -> Result<(), RaftError> {
-    let count = usize::try_from(table.len()?).map_err(|e| RaftError::Database(e.to_string()))?;
+    let count = usize::try_from(table.len()?).map_err(|e| RaftError::Database(Box::new(e)))?;
     postcard::to_io(&count, &mut *out)?;
     for row in table.iter()? {
         let (key, value) = row?;
