@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::api::NodeClient;
+use crate::api::{Health, NodeClient};
 use crate::provider::Provider;
 use crate::state::{LabHome, State};
 
@@ -32,7 +32,7 @@ pub struct NodeStatus {
     pub name: String,
     /// API address (what VAULT_ADDR would be).
     pub api_addr: String,
-    /// leader | follower | sealed | down.
+    /// leader | follower | sealed | removed | down.
     pub state: NodeRole,
     /// Voting raft member, per the active node's peer list (false when unknown).
     pub voter: bool,
@@ -50,16 +50,33 @@ pub enum NodeRole {
     Follower,
     /// Running but sealed or not initialized.
     Sealed,
+    /// Running, but taken out of its raft cluster (`remove-peer`): it serves nothing.
+    Removed,
     /// No process, or not answering.
     Down,
 }
 
+/// The status `sys/health` answers on a node removed from its raft cluster.
+const HEALTH_REMOVED: u16 = 530;
+
 impl NodeRole {
+    /// The role and sealed flag `sys/health` reports (`None`: no answer, so down and sealed).
+    fn of(health: Option<&Health>) -> (NodeRole, bool) {
+        match health {
+            None => (NodeRole::Down, true),
+            Some(h) if h.is_active() => (NodeRole::Leader, h.sealed),
+            Some(h) if h.is_unsealed_member() => (NodeRole::Follower, h.sealed),
+            Some(h) if h.status == HEALTH_REMOVED => (NodeRole::Removed, h.sealed),
+            Some(h) => (NodeRole::Sealed, h.sealed),
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             NodeRole::Leader => "leader",
             NodeRole::Follower => "follower",
             NodeRole::Sealed => "sealed",
+            NodeRole::Removed => "removed",
             NodeRole::Down => "down",
         }
     }
@@ -82,12 +99,7 @@ pub fn collect(state: &State, home: &LabHome, provider: &dyn Provider) -> LabSta
                     let health = running
                         .then(|| NodeClient::new(&node.api_addr).and_then(|c| c.health()).ok())
                         .flatten();
-                    let (state, sealed) = match health {
-                        None => (NodeRole::Down, true),
-                        Some(h) if h.is_active() => (NodeRole::Leader, h.sealed),
-                        Some(h) if h.is_unsealed_member() => (NodeRole::Follower, h.sealed),
-                        Some(h) => (NodeRole::Sealed, h.sealed),
-                    };
+                    let (state, sealed) = NodeRole::of(health.as_ref());
                     NodeStatus {
                         name: node.name.clone(),
                         api_addr: node.api_addr.clone(),
@@ -160,6 +172,29 @@ impl LabStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_follow_the_health_status() {
+        let health = |status: u16, sealed: bool| Health {
+            status,
+            standby: status == 429,
+            sealed,
+        };
+        assert_eq!(NodeRole::of(None), (NodeRole::Down, true));
+        assert_eq!(NodeRole::of(Some(&health(200, false))), (NodeRole::Leader, false));
+        assert_eq!(
+            NodeRole::of(Some(&health(429, false))),
+            (NodeRole::Follower, false)
+        );
+        assert_eq!(NodeRole::of(Some(&health(503, true))), (NodeRole::Sealed, true));
+        assert_eq!(NodeRole::of(Some(&health(501, true))), (NodeRole::Sealed, true));
+        assert_eq!(
+            NodeRole::of(Some(&health(530, false))),
+            (NodeRole::Removed, false)
+        );
+        assert_eq!(NodeRole::Removed.as_str(), "removed");
+        assert_eq!(serde_json::to_value(NodeRole::Removed).unwrap(), "removed");
+    }
 
     #[test]
     fn json_and_table_shapes() {

@@ -242,8 +242,8 @@ impl V2<'_> {
     async fn write_config(&self, req: &Request) -> Result<Response, CoreError> {
         let f = Fields(&req.data);
         let mut s = self.settings().await?;
-        if let Some(v) = f.int("max_versions")? {
-            s.max_versions = v.max(0) as u64;
+        if let Some(v) = f.non_negative_int("max_versions", None)? {
+            s.max_versions = v;
         }
         if let Some(v) = f.bool("cas_required")? {
             s.cas_required = v;
@@ -297,7 +297,7 @@ impl V2<'_> {
             Some(_) => return Err(CoreError::invalid("data must be a JSON object")),
         };
         let cas = match req.data.get("options") {
-            Some(Value::Object(opts)) => Fields(opts).int("cas")?,
+            Some(Value::Object(opts)) => Fields(opts).non_negative_int("cas", None)?,
             _ => None,
         };
         self.store_version(key, data, cas).await
@@ -307,7 +307,7 @@ impl V2<'_> {
         &self,
         key: &str,
         data: Map<String, Value>,
-        cas: Option<i64>,
+        cas: Option<u64>,
     ) -> Result<Response, CoreError> {
         let _guard = self.core.key_locks.lock(&self.meta_key(key)).await;
         let settings = self.settings().await?;
@@ -319,7 +319,7 @@ impl V2<'_> {
             ));
         }
         if let Some(cas) = cas {
-            if cas as u64 != meta.current_version {
+            if cas != meta.current_version {
                 return Err(CoreError::invalid(
                     "check-and-set parameter did not match the current version",
                 ));
@@ -387,13 +387,13 @@ impl V2<'_> {
         let mut data: Value = from_bytes(&bytes)?;
         merge_patch(&mut data, &Value::Object(patch.clone()));
         let cas = match req.data.get("options") {
-            Some(Value::Object(opts)) => Fields(opts).int("cas")?,
+            Some(Value::Object(opts)) => Fields(opts).non_negative_int("cas", None)?,
             _ => None,
         };
         let Value::Object(merged) = data else {
             return Err(RecordError::NotAnObject.into());
         };
-        self.store_version(key, merged, cas.or(Some(meta.current_version as i64)))
+        self.store_version(key, merged, cas.or(Some(meta.current_version)))
             .await
     }
 
@@ -493,8 +493,8 @@ impl V2<'_> {
         let f = Fields(&req.data);
         let now = Utc::now();
         let mut meta = self.load_meta(key).await?.unwrap_or_else(|| KeyMeta::new(now));
-        if let Some(v) = f.int("max_versions")? {
-            meta.max_versions = v.max(0) as u64;
+        if let Some(v) = f.non_negative_int("max_versions", None)? {
+            meta.max_versions = v;
         }
         if let Some(v) = f.bool("cas_required")? {
             meta.cas_required = v;

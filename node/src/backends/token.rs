@@ -270,7 +270,10 @@ async fn create(
         policies,
         meta: f.string_map("meta")?,
         display_name,
-        num_uses: f.int("num_uses")?.unwrap_or(0).max(0),
+        // Lossless: the count was read as an i64 and checked not negative.
+        num_uses: f
+            .non_negative_int("num_uses", Some("number of uses cannot be negative"))?
+            .unwrap_or(0) as i64,
         ttl,
         explicit_max_ttl,
         period,

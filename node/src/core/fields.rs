@@ -57,7 +57,11 @@ impl<'a> Fields<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
                 .as_i64()
-                .or_else(|| n.as_f64().map(|f| f as i64))
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| (i64::MIN as f64..i64::MAX as f64).contains(f))
+                        .map(|f| f as i64)
+                })
                 .map(Some)
                 .ok_or_else(|| CoreError::invalid(format!("field \"{name}\" must be an integer"))),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -68,6 +72,21 @@ impl<'a> Fields<'a> {
             }),
             Some(_) => Err(CoreError::invalid(format!("field \"{name}\" must be an integer"))),
         }
+    }
+
+    /// A count or version field, as Vault checks them: an integer (see [`Fields::int`]) that
+    /// must not be negative. `negative` is Vault's refusal where it has its own words (token
+    /// `num_uses`); otherwise the 400 says which field and what value.
+    pub fn non_negative_int(&self, name: &str, negative: Option<&str>) -> Result<Option<u64>, CoreError> {
+        let Some(value) = self.int(name)? else {
+            return Ok(None);
+        };
+        u64::try_from(value).map(Some).map_err(|_| {
+            CoreError::invalid(match negative {
+                Some(message) => message.to_string(),
+                None => format!("field \"{name}\" cannot be negative, got {value}"),
+            })
+        })
     }
 
     /// A duration field in whole seconds, read as Vault's `TypeDurationSecond`: a number is
@@ -188,6 +207,37 @@ mod tests {
         );
         assert!(refusal("bogus").contains(r#"field "bogus""#));
         assert_eq!(refusal("list"), r#"field "list" must be a duration"#);
+    }
+
+    #[test]
+    fn counts_refuse_negative_and_overflowing_values() {
+        let body = json!({"zero": 0, "n": "7", "neg": -3, "neg_text": "-1", "huge": 1e300,
+            "too_big": "99999999999999999999", "word": "many", "float": 2.0});
+        let f = Fields(body.as_object().unwrap());
+        assert_eq!(f.non_negative_int("zero", None).unwrap(), Some(0));
+        assert_eq!(f.non_negative_int("n", None).unwrap(), Some(7));
+        assert_eq!(f.non_negative_int("float", None).unwrap(), Some(2));
+        assert_eq!(f.non_negative_int("missing", None).unwrap(), None);
+        let refusal = |name: &str, negative: Option<&str>| {
+            let e = f.non_negative_int(name, negative).unwrap_err();
+            assert_eq!(e.status(), 400, "{name}");
+            e.to_string()
+        };
+        assert_eq!(refusal("neg", None), r#"field "neg" cannot be negative, got -3"#);
+        assert_eq!(
+            refusal("neg_text", None),
+            r#"field "neg_text" cannot be negative, got -1"#
+        );
+        assert_eq!(
+            refusal("neg", Some("number of uses cannot be negative")),
+            "number of uses cannot be negative"
+        );
+        assert_eq!(refusal("huge", None), r#"field "huge" must be an integer"#);
+        assert_eq!(
+            refusal("too_big", None),
+            r#"error converting input 99999999999999999999 for field "too_big": expected an integer"#
+        );
+        assert!(refusal("word", None).contains(r#"field "word""#));
     }
 
     #[test]

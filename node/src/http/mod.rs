@@ -5,7 +5,10 @@
 //! envelope, or as 204 when empty.
 
 pub mod cluster;
+mod panic;
 pub mod replication;
+
+pub use panic::catch_panics;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +25,15 @@ use crate::core::{Core, CoreError, HealthQuery, InitRequest, Operation, Request,
 
 /// Marks a request a standby already forwarded, so it is never forwarded twice.
 const FORWARDED_HEADER: &str = "x-labnode-forwarded";
+
+/// The share counts of a `sys/init` body.
+const INIT_COUNTS: [&str; 5] = [
+    "secret_shares",
+    "secret_threshold",
+    "recovery_shares",
+    "recovery_threshold",
+    "stored_shares",
+];
 
 /// Why an API request failed: the core refused it, or this layer could not forward it.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +71,14 @@ pub struct ApiState {
     pub core: Arc<Core>,
 }
 
-/// The API router for one node.
+/// The API router for one node; a panicking request answers 500 (see [`catch_panics`]).
 pub fn router(core: Arc<Core>, max_request_size: usize) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .layer(DefaultBodyLimit::max(max_request_size))
-        .with_state(ApiState { core })
+    catch_panics(
+        Router::new()
+            .fallback(dispatch)
+            .layer(DefaultBodyLimit::max(max_request_size))
+            .with_state(ApiState { core }),
+    )
 }
 
 /// Which OTP flow a raw generate-root style path drives.
@@ -324,7 +338,13 @@ async fn handle_v1(
             ));
         }
         "sys/init" if is_write => {
-            let req: InitRequest = serde_json::from_value(Value::Object(parse_body(body)?))
+            let data = parse_body(body)?;
+            // Counts checked first so a negative or fractional one is refused by name.
+            let f = crate::core::fields::Fields(&data);
+            for count in INIT_COUNTS {
+                f.non_negative_int(count, None)?;
+            }
+            let req: InitRequest = serde_json::from_value(Value::Object(data))
                 .map_err(|e| CoreError::invalid(format!("failed to parse JSON input: {e}")))?;
             let resp = core.init(req, None).await?;
             return Ok(json_response(200, &json!(resp)));

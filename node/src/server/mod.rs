@@ -309,14 +309,15 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api = crate::http::router(core.clone(), listener.max_request_size as usize);
     if let (Some(raft), Some(cluster_listener)) = (&raft, cluster_listener) {
-        let app = raft
-            .cluster_router()
-            .merge(crate::http::replication::router(core.clone()))
-            .merge(crate::http::cluster::internal_router(core.clone()))
-            .merge(api.clone())
-            .layer(axum::middleware::from_fn(
-                crate::http::replication::require_member,
-            ));
+        let app = crate::http::catch_panics(
+            raft.cluster_router()
+                .merge(crate::http::replication::router(core.clone()))
+                .merge(crate::http::cluster::internal_router(core.clone()))
+                .merge(api.clone())
+                .layer(axum::middleware::from_fn(
+                    crate::http::replication::require_member,
+                )),
+        );
         tokio::spawn(crate::cluster::serve(
             cluster_listener,
             transport.clone(),
