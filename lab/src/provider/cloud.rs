@@ -1,5 +1,5 @@
 //! What the two AWS-backed providers (localstack, aws) share: reading Query-API XML,
-//! telling "already gone" from real failures, and retiring a KMS key.
+//! telling "already gone" from real failures, and creating and retiring a KMS key.
 
 use aws_query::{QueryClient, QueryError};
 use aws_sdk_kms::error::DisplayErrorContext;
@@ -48,6 +48,26 @@ pub fn xml_texts(xml: &str, name: &str) -> Vec<String> {
 /// `*.NotFound`, IAM's `NoSuchEntity`).
 pub fn real_error(result: Result<String, QueryError>) -> Option<QueryError> {
     result.err().filter(|e| !e.is_not_found())
+}
+
+/// Creates a KMS key (tagged with `tag` when given) and returns its id; a failure is the
+/// action and why, as for [`retire_kms_key`].
+pub async fn create_kms_key(
+    kms: &aws_sdk_kms::Client,
+    description: String,
+    tag: Option<aws_sdk_kms::types::Tag>,
+) -> Result<String, (String, String)> {
+    let created = kms
+        .create_key()
+        .description(description)
+        .set_tags(tag.map(|t| vec![t]))
+        .send()
+        .await
+        .map_err(|e| ("CreateKey".to_owned(), DisplayErrorContext(e).to_string()))?;
+    created
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .ok_or_else(|| ("CreateKey".to_owned(), "no KeyMetadata in the answer".to_owned()))
 }
 
 /// Deletes `alias` and schedules its key for deletion after the minimum waiting period;

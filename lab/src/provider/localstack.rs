@@ -279,16 +279,9 @@ impl LocalStackProvider {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => false,
             Err(e) => return Err(self.cloud_error(format!("DescribeKey {alias}"), DisplayErrorContext(e))),
         };
-        let created = kms
-            .create_key()
-            .description(format!("lab seal key for {owner}"))
-            .send()
+        let key_id = cloud::create_kms_key(kms, format!("lab seal key for {owner}"), None)
             .await
-            .map_err(|e| self.cloud_error("CreateKey", DisplayErrorContext(e)))?;
-        let key_id = created
-            .key_metadata()
-            .map(|m| m.key_id().to_owned())
-            .ok_or_else(|| self.cloud_error("CreateKey", "no KeyMetadata in the answer"))?;
+            .map_err(|(action, message)| self.cloud_error(action, message))?;
         let aliased = if alias_exists {
             kms.update_alias()
                 .alias_name(alias)

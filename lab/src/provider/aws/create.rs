@@ -15,6 +15,7 @@ use super::plan::{kms_alias, NewMachines};
 use super::{AwsProvider, Reach, JOIN_TAG, LAB_TAG, NAME, POLL};
 use crate::bringup::launch_for;
 use crate::host::systemd_unit;
+use crate::provider::cloud;
 use crate::provider::cloud::xml_text;
 use crate::provider::ProviderError;
 use crate::render::{Renderer, UserDataContext};
@@ -90,18 +91,13 @@ impl AwsProvider {
         let name = &machines.name;
         for cluster in &state.clusters.clone() {
             let alias = kms_alias(name, &cluster.name);
-            let created = clients
-                .kms
-                .create_key()
-                .description(format!("lab {name}: seal key of cluster {}", cluster.name))
-                .tags(kms_tag(LAB_TAG, name)?)
-                .send()
-                .await
-                .map_err(|e| self.cloud_error("CreateKey", DisplayErrorContext(e)))?;
-            let key_id = created
-                .key_metadata()
-                .map(|m| m.key_id().to_owned())
-                .ok_or_else(|| self.cloud_error("CreateKey", "no KeyMetadata in the answer"))?;
+            let key_id = cloud::create_kms_key(
+                &clients.kms,
+                format!("lab {name}: seal key of cluster {}", cluster.name),
+                Some(kms_tag(LAB_TAG, name)?),
+            )
+            .await
+            .map_err(|(action, message)| self.cloud_error(action, message))?;
             aws.keys.push(KmsKey {
                 cluster: cluster.name.clone(),
                 key_id: key_id.clone(),
